@@ -1,0 +1,339 @@
+"""The learning-rate schedule environment (Xu et al. 2019, "Learning an Adaptive Learning
+Rate Schedule", arXiv:1909.09712)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from lrenv.data import DATASETS, load_dataset
+from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
+from lrenv.models import MODELS
+from lrenv.trainee import Trainee, resolve_device
+
+PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
+OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
+
+
+class LRScheduleEnv(gym.Env):
+    """
+    ## Description
+
+    A neural network (the *trainee*) trains with SGD; the agent is its learning-rate
+    controller. Every ``steps_per_action`` SGD steps the agent sees the training dynamics
+    and multiplies the learning rate by a factor of its choice; its reward is minus the
+    validation loss. One episode is one training run of ``total_steps`` SGD steps, from a
+    freshly initialised network. This is the environment of Xu, Dai, Kemp, Metz and Sun
+    (2019), "Learning an Adaptive Learning Rate Schedule".
+
+    ## Action Space
+
+    ``Box(-1, 1, (1,), float32)``. The new learning rate is
+    ``clip(lr * factor_base ** a, *lr_bounds)``: monotone in ``a``, unchanged at ``a = 0``.
+    With the default ``factor_base=2`` one decision at most halves or doubles the rate.
+    Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
+    but shape ``()`` or ``(1,)``) raises ``ValueError`` and leaves the environment as it was.
+
+    ## Observation Space
+
+    ``Box(-1e6, 1e6, (n,), float32)``; ``n`` is 7, or 8 with
+    ``progress_feature=True``. ``env.unwrapped.feature_names`` names the entries.
+
+    | Num | Observation       | Definition                                                |
+    |-----|-------------------|-----------------------------------------------------------|
+    | 0   | train_loss        | mean training cross-entropy over the last chunk of steps  |
+    | 1   | val_loss          | cross-entropy on the validation subset                    |
+    | 2   | pred_var          | mean over classes of the variance over validation         |
+    |     |                   | examples of the softmax predictions                       |
+    | 3   | pred_change_var   | the same variance of the change of the predictions since  |
+    |     |                   | the previous decision (0 at reset)                        |
+    | 4   | weight_mean       | mean of the final dense layer's weights                   |
+    | 5   | weight_var        | variance of the final dense layer's weights               |
+    | 6   | log10_lr          | log10 of the learning rate in effect                      |
+    | 7   | progress          | fraction of ``total_steps`` done (``progress_feature``)   |
+
+    With ``feature_transform="log"``, entries 2, 3 and 5 are ``log10(v + 1e-10)`` instead.
+    At reset, the training loss is measured on one batch without a step. The variance
+    features use the same validation forward pass as the reward (one pass per decision).
+
+    ## Rewards
+
+    ``-val_loss`` after each step (a Python float). With ``final_reward_weight=w > 0`` the
+    last step adds ``-w * val_loss``, so the final loss counts more. A diverging trainee
+    earns ``-divergence_loss`` for this and every decision it did not get to make, so
+    diverging is never cheaper than training on.
+
+    ## Starting State
+
+    A freshly initialised network (from a seed drawn with ``self.np_random``) and an
+    initial learning rate: ``initial_lr``, or when that is ``None`` one of ``initial_lrs``
+    drawn uniformly with ``self.np_random``.
+
+    ## Episode End
+
+    Truncation after ``total_steps`` SGD steps (``total_steps / steps_per_action``
+    decisions). Termination when the trainee diverges: a non-finite loss or weight, or a
+    feature beyond +-1e6 (a loss of a million is divergence by any measure); then
+    ``info["diverged"]`` is True and the observation is the last finite
+    one with the learning rate updated.
+
+    ## Arguments
+
+    | keyword             | default            | meaning                                       |
+    |---------------------|--------------------|-----------------------------------------------|
+    | dataset             | "fashion_mnist"    | "fashion_mnist", "cifar10" or "synthetic"     |
+    | model               | "cnn"              | "cnn" (LeNet-5), "resnet" (ResNet-18), "mlp"  |
+    | batch_size          | 1000               | examples per SGD step                         |
+    | steps_per_action    | 10                 | SGD steps between decisions                   |
+    | total_steps         | 1000               | SGD steps per episode                         |
+    | initial_lr          | None               | a float, or None to draw from initial_lrs     |
+    | initial_lrs         | (1e-2, 1e-3, 1e-4) | the paper's initial rates                     |
+    | lr_bounds           | (1e-6, 1.0)        | the learning rate is kept inside              |
+    | factor_base         | 2.0                | factor = factor_base ** action                |
+    | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
+    | val_size            | None               | validation examples used (None: all 10k)      |
+    | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
+    | progress_feature    | False              | append the fraction of training done          |
+    | final_reward_weight | 0.0                | extra weight on the final validation loss     |
+    | divergence_loss     | None               | loss charged per lost decision (None: 2 ln C) |
+    | keep_best           | False              | keep the best-validation weights (for tests)  |
+    | data_root           | None               | where to look for the dataset first           |
+    | device              | "auto"             | "auto", "cpu" or "cuda"                       |
+
+    ``info`` holds ``lr``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``sgd_step``,
+    ``best_val_loss`` and ``diverged``. The test split is never read for observations or
+    rewards; ``test_best()`` evaluates the best-validation checkpoint on it once
+    (with ``keep_best=True``), for evaluation scripts.
+
+    ## Version History
+
+    * v0: initial version.
+
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import lrenv
+    >>> env = gym.make("lrenv/Synthetic-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape
+    (7,)
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self,
+        dataset: str = "fashion_mnist",
+        model: str = "cnn",
+        batch_size: int = 1000,
+        steps_per_action: int = 10,
+        total_steps: int = 1000,
+        initial_lr: float | None = None,
+        initial_lrs: tuple[float, ...] = PAPER_INITIAL_LRS,
+        lr_bounds: tuple[float, float] = (1e-6, 1.0),
+        factor_base: float = 2.0,
+        momentum: float = 0.0,
+        val_size: int | None = None,
+        feature_transform: str = "raw",
+        progress_feature: bool = False,
+        final_reward_weight: float = 0.0,
+        divergence_loss: float | None = None,
+        keep_best: bool = False,
+        data_root: str | None = None,
+        device: str = "auto",
+    ) -> None:
+        _validate_config(
+            dataset=dataset,
+            model=model,
+            batch_size=batch_size,
+            steps_per_action=steps_per_action,
+            total_steps=total_steps,
+            initial_lr=initial_lr,
+            initial_lrs=initial_lrs,
+            lr_bounds=lr_bounds,
+            factor_base=factor_base,
+            momentum=momentum,
+            val_size=val_size,
+            feature_transform=feature_transform,
+            final_reward_weight=final_reward_weight,
+            divergence_loss=divergence_loss,
+        )
+        self.steps_per_action = steps_per_action
+        self.total_steps = total_steps
+        self.initial_lr = initial_lr
+        self.initial_lrs = tuple(float(lr) for lr in initial_lrs)
+        self.lr_bounds = (float(lr_bounds[0]), float(lr_bounds[1]))
+        self.factor_base = float(factor_base)
+        self.feature_transform = feature_transform
+        self.progress_feature = progress_feature
+        self.final_reward_weight = final_reward_weight
+        self.keep_best = keep_best
+        self.feature_names = feature_names(progress_feature)
+
+        data = load_dataset(dataset, data_root)
+        self.divergence_loss = (
+            2.0 * math.log(data.num_classes) if divergence_loss is None else divergence_loss
+        )
+        self.trainee = Trainee(data, model, batch_size, momentum, val_size, resolve_device(device))
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        n = len(self.feature_names)
+        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
+        self._obs: np.ndarray | None = None
+        self._probs = None
+
+    @property
+    def decisions(self) -> int:
+        """Decisions per episode."""
+        return self.total_steps // self.steps_per_action
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new training run: fresh weights, a new batch order, an initial rate.
+
+        ``options={"initial_lr": x}`` sets this episode's initial rate.
+        """
+        super().reset(seed=seed)
+        trainee_seed = int(self.np_random.integers(2**31 - 1))
+        lr = (options or {}).get("initial_lr", self.initial_lr)
+        if lr is None:
+            lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
+        lr = float(np.clip(lr, *self.lr_bounds))
+        self.trainee.reset(trainee_seed, lr)
+        train_loss = self.trainee.peek_train_loss()
+        evaluation = self.trainee.evaluate()
+        self._probs = evaluation.probs
+        self.trainee.record_validation(evaluation.loss, self.keep_best)
+        self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
+        info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
+        return self._obs.copy(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Scale the learning rate by the action's factor and train ``steps_per_action`` steps."""
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        a = _check_action(action)
+        trainee = self.trainee
+        lr = float(np.clip(trainee.lr * self.factor_base**a, *self.lr_bounds))
+        trainee.set_lr(lr)
+        train_loss = trainee.train_steps(self.steps_per_action)
+        truncated = trainee.sgd_step >= self.total_steps
+        evaluation = None
+        if math.isfinite(train_loss) and trainee.is_finite():
+            evaluation = trainee.evaluate()
+            obs = self._features(train_loss, evaluation.loss, evaluation.probs)
+        if evaluation is None or not (np.abs(obs) <= OBS_LIMIT).all():
+            return self._diverged(train_loss)
+        self._probs = evaluation.probs
+        self._obs = obs
+        trainee.record_validation(evaluation.loss, self.keep_best)
+        reward = -evaluation.loss
+        if truncated:
+            reward -= self.final_reward_weight * evaluation.loss
+        info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
+        return obs.copy(), float(reward), False, truncated, info
+
+    def test_best(self) -> dict[str, float]:
+        """Test loss and accuracy of this episode's best-validation checkpoint (``keep_best``)."""
+        if not self.keep_best:
+            raise RuntimeError("test_best() needs the env made with keep_best=True")
+        result = self.trainee.test_best()
+        return {
+            "test_loss": result.loss,
+            "test_accuracy": result.accuracy,
+            "best_val_loss": self.trainee.best_val_loss,
+        }
+
+    def _diverged(self, train_loss: float) -> tuple[np.ndarray, float, bool, bool, dict]:
+        remaining = (self.total_steps - self.trainee.sgd_step) // self.steps_per_action
+        reward = -self.divergence_loss * (remaining + 1)
+        reward -= self.final_reward_weight * self.divergence_loss
+        obs = self._obs.copy()
+        obs[self.feature_names.index("log10_lr")] = math.log10(self.trainee.lr)
+        if self.progress_feature:
+            obs[self.feature_names.index("progress")] = self.trainee.sgd_step / self.total_steps
+        self._obs = obs
+        info = self._info(train_loss, math.nan, math.nan, diverged=True)
+        return obs.copy(), float(reward), True, False, info
+
+    def _features(self, train_loss: float, val_loss: float, probs) -> np.ndarray:
+        progress = self.trainee.sgd_step / self.total_steps if self.progress_feature else None
+        return compute_features(
+            train_loss=train_loss,
+            val_loss=val_loss,
+            probs=probs,
+            prev_probs=probs if self._probs is None or self.trainee.sgd_step == 0 else self._probs,
+            weight=self.trainee.final_weight(),
+            lr=self.trainee.lr,
+            progress=progress,
+            transform=self.feature_transform,
+        )
+
+    def _info(self, train_loss: float, val_loss: float, val_accuracy: float, diverged: bool):
+        return {
+            "lr": self.trainee.lr,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "sgd_step": self.trainee.sgd_step,
+            "best_val_loss": self.trainee.best_val_loss,
+            "diverged": diverged,
+        }
+
+
+def _check_action(action: Any) -> float:
+    """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one."""
+    try:
+        array = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"action must be a number or an array of shape (1,), got {action!r}"
+        ) from err
+    if array.shape not in ((), (1,)):
+        raise ValueError(f"action must have shape (1,), got shape {array.shape}")
+    value = float(array.reshape(()))
+    if not math.isfinite(value):
+        raise ValueError(f"action must be finite, got {value}")
+    return float(np.clip(value, -1.0, 1.0))
+
+
+def _validate_config(**c: Any) -> None:
+    """Raise ValueError, naming what is allowed, for an impossible configuration."""
+    if c["dataset"] not in DATASETS:
+        raise ValueError(f"unknown dataset {c['dataset']!r}; choose one of {', '.join(DATASETS)}")
+    if c["model"] not in MODELS:
+        raise ValueError(f"unknown model {c['model']!r}; choose one of {', '.join(MODELS)}")
+    for key in ("batch_size", "steps_per_action", "total_steps"):
+        value = c[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    if c["total_steps"] % c["steps_per_action"]:
+        raise ValueError(
+            f"total_steps ({c['total_steps']}) must be a multiple of steps_per_action "
+            f"({c['steps_per_action']})"
+        )
+    low, high = c["lr_bounds"]
+    if not 0 < low < high or not math.isfinite(high):
+        raise ValueError(f"lr_bounds must be (low, high) with 0 < low < high, got {c['lr_bounds']}")
+    rates = [c["initial_lr"]] if c["initial_lr"] is not None else list(c["initial_lrs"])
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise ValueError(f"initial learning rates must be positive and finite, got {rates}")
+    if not (math.isfinite(c["factor_base"]) and c["factor_base"] > 1):
+        raise ValueError(f"factor_base must be a finite number > 1, got {c['factor_base']}")
+    if not 0 <= c["momentum"] < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {c['momentum']}")
+    if c["val_size"] is not None and (not isinstance(c["val_size"], int) or c["val_size"] < 2):
+        raise ValueError(f"val_size must be None (all) or an integer >= 2, got {c['val_size']!r}")
+    if c["feature_transform"] not in FEATURE_TRANSFORMS:
+        raise ValueError(
+            f"unknown feature_transform {c['feature_transform']!r}; "
+            f"choose one of {', '.join(FEATURE_TRANSFORMS)}"
+        )
+    if c["final_reward_weight"] < 0:
+        raise ValueError(f"final_reward_weight must be >= 0, got {c['final_reward_weight']}")
+    if c["divergence_loss"] is not None and not c["divergence_loss"] > 0:
+        raise ValueError(f"divergence_loss must be positive, got {c['divergence_loss']}")

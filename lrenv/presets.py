@@ -1,0 +1,152 @@
+"""Named settings that make the same code fit a GPU (``paper``) or a laptop (``cpu``).
+
+A preset fixes the trainee task (env id and keywords), the controller's PPO settings,
+the training budget and the evaluation protocol. train.py and evaluate.py take
+``--preset NAME``; every field can still be overridden from the command line, and every
+env keyword with ``--env-kwargs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+PAPER_STEP_DECAY_GRID = {
+    "initial_lr": (0.1, 0.01, 0.001, 0.0001),
+    "every": (10, 20, 50, 100),
+    "factor": (0.99, 0.9, 0.88),
+}
+
+
+def _frozen(mapping: dict[str, Any]) -> MappingProxyType:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """The controller and its optimisation (the paper's values by default)."""
+
+    hidden: int = 32
+    """Units in the one hidden layer of the actor and of the critic (LSTM units too)."""
+    actor_lr: float = 1e-3
+    """Adam learning rate of the actor (policy) network."""
+    critic_lr: float = 5e-3
+    """Adam learning rate of the critic (value) network."""
+    episodes_per_rollout: int = 4
+    """Whole trainee episodes collected (over all envs) before each PPO update."""
+    n_epochs: int = 10
+    """PPO epochs over each rollout."""
+    minibatches: int = 4
+    """Minibatches per epoch."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_range: float = 0.2
+    """PPO clipping range."""
+    ent_coef: float = 0.0
+    """Entropy bonus."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy."""
+    normalize_observations: bool = True
+    """Running mean/std normalisation of observations, saved with the controller."""
+    normalize_rewards: bool = False
+    """Running normalisation of returns (training only)."""
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How evaluate.py compares a controller with baseline schedules."""
+
+    runs: int = 10
+    """Evaluation runs per method (different trainee seeds)."""
+    step_decay_grid: MappingProxyType = field(
+        default_factory=lambda: _frozen(PAPER_STEP_DECAY_GRID)
+    )
+    """The step-decay grid: initial rate x decay every N SGD steps x factor."""
+    constant_lrs: tuple[float, ...] = (0.3, 0.1, 0.03, 0.01, 0.001, 0.0001)
+    """Constant learning rates tried (the best on validation is kept)."""
+    cosine_lrs: tuple[float, ...] = (0.3, 0.1, 0.03, 0.01)
+    """Initial rates of cosine decay to zero tried."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a train + evaluate cycle needs; see ``PRESETS`` for the named ones."""
+
+    name: str
+    summary: str
+    env_id: str
+    env_kwargs: MappingProxyType
+    episodes: int
+    n_envs: int = 1
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+
+    def with_overrides(self, **changes: Any) -> Preset:
+        """A copy with some fields replaced (``env_kwargs`` merged, not replaced)."""
+        if "env_kwargs" in changes:
+            changes["env_kwargs"] = _frozen({**self.env_kwargs, **changes["env_kwargs"]})
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        name="paper",
+        summary=(
+            "The paper exactly (a GPU job): Fashion-MNIST LeNet, batch 1000, 1000 SGD steps, "
+            "a decision every 10, initial rate from {1e-2, 1e-3, 1e-4}, full 10k validation, "
+            "factor 2**a, raw features, 1000 episodes."
+        ),
+        env_id="lrenv/FashionMNIST-CNN-v0",
+        env_kwargs=_frozen({}),
+        episodes=1000,
+        n_envs=1,
+    ),
+    "cpu": Preset(
+        name="cpu",
+        summary=(
+            "Two CPU cores, about 10 minutes: Fashion-MNIST MLP 784-128-10, batch 128, 500 "
+            "SGD steps, a decision every 10, a 2k validation subset."
+        ),
+        env_id="lrenv/FashionMNIST-CNN-v0",
+        env_kwargs=_frozen(
+            {
+                "model": "mlp",
+                "batch_size": 128,
+                "total_steps": 500,
+                "val_size": 2000,
+                "device": "cpu",
+            }
+        ),
+        episodes=250,
+        n_envs=2,
+    ),
+    "smoke": Preset(
+        name="smoke",
+        summary="Seconds: the synthetic task, a handful of episodes; for tests and demos.",
+        env_id="lrenv/Synthetic-v0",
+        env_kwargs=_frozen({"device": "cpu"}),
+        episodes=8,
+        n_envs=1,
+        ppo=PPOSettings(episodes_per_rollout=2, n_epochs=2, minibatches=2),
+        evaluation=EvaluationSettings(
+            runs=3,
+            step_decay_grid=_frozen(
+                {"initial_lr": (0.1, 0.01), "every": (20, 50), "factor": (0.9, 0.5)}
+            ),
+            constant_lrs=(0.1, 0.01),
+            cosine_lrs=(0.1,),
+        ),
+    ),
+}
+DEFAULT_PRESET = "cpu"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,273 @@
+"""The environment's public contract (DESIGN.md, "The public contract")."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+import lrenv
+from lrenv.data import DEBIAN_FASHION_MNIST
+from lrenv.env import LRScheduleEnv
+
+HAVE_FASHION = DEBIAN_FASHION_MNIST.exists()
+
+
+def run_episode(env, actions):
+    """Step through ``actions``; return the list of (obs, reward, terminated, truncated, info)."""
+    out = []
+    for a in actions:
+        out.append(env.step(np.array([a], dtype=np.float32)))
+        if out[-1][2] or out[-1][3]:
+            break
+    return out
+
+
+def test_gymnasium_checker_passes_without_warnings():
+    env = gym.make("lrenv/Synthetic-v0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_sb3_checker_passes_without_warnings():
+    env = LRScheduleEnv(dataset="synthetic", model="mlp", batch_size=64, total_steps=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_check_env(env, warn=True)
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "lrenv/LRSchedule-v0",
+        "lrenv/FashionMNIST-CNN-v0",
+        "lrenv/FashionMNIST-ResNet-v0",
+    ],
+)
+@pytest.mark.skipif(not HAVE_FASHION, reason="needs Debian's dataset-fashion-mnist")
+def test_fashion_mnist_ids_make(env_id):
+    env = gym.make(env_id, device="cpu")
+    assert env.observation_space.shape == (7,)
+    assert env.unwrapped.trainee.val_data.images.shape == (10_000, 1, 28, 28)
+
+
+@pytest.mark.parametrize("env_id", ["lrenv/CIFAR10-CNN-v0", "lrenv/CIFAR10-ResNet-v0"])
+def test_cifar_ids_are_registered_with_paper_settings(env_id):
+    spec = gym.spec(env_id)
+    assert spec.kwargs["dataset"] == "cifar10"
+    assert spec.entry_point == "lrenv.env:LRScheduleEnv"
+
+
+def test_reset_observation_and_info(synthetic_env):
+    obs, info = synthetic_env.reset(seed=1)
+    assert obs.dtype == np.float32 and obs.shape == (len(lrenv.PAPER_FEATURES),)
+    assert np.isfinite(obs).all()
+    assert info["lr"] in (1e-2, 1e-3, 1e-4)
+    assert obs[6] == pytest.approx(math.log10(info["lr"]), abs=1e-6)
+    assert {"lr", "train_loss", "val_loss", "val_accuracy", "sgd_step"} <= set(info)
+    assert info["sgd_step"] == 0
+
+
+def test_step_scales_lr_and_returns_minus_val_loss(synthetic_env):
+    synthetic_env.reset(seed=0, options={"initial_lr": 0.01})
+    _, reward, terminated, truncated, info = synthetic_env.step(np.array([1.0], np.float32))
+    assert info["lr"] == pytest.approx(0.02)
+    assert isinstance(reward, float) and reward == pytest.approx(-info["val_loss"])
+    assert info["sgd_step"] == 10 and not terminated and not truncated
+    _, _, _, _, info = synthetic_env.step(np.array([-1.0], np.float32))
+    assert info["lr"] == pytest.approx(0.01)
+    _, _, _, _, info = synthetic_env.step(np.array([0.0], np.float32))
+    assert info["lr"] == pytest.approx(0.01)
+
+
+def test_out_of_range_actions_are_clipped(synthetic_env):
+    synthetic_env.reset(seed=0, options={"initial_lr": 0.01})
+    *_, info = synthetic_env.step(np.array([7.0], np.float32))
+    assert info["lr"] == pytest.approx(0.02)
+
+
+def test_episode_truncates_after_total_steps(synthetic_env):
+    synthetic_env.reset(seed=0)
+    steps = run_episode(synthetic_env, [0.0] * 100)
+    assert len(steps) == 20
+    assert steps[-1][3] and not steps[-1][2]
+    assert steps[-1][4]["sgd_step"] == 200
+
+
+def test_same_seed_and_actions_give_same_trajectory():
+    actions = np.random.default_rng(0).uniform(-1, 1, 20)
+    trajectories = []
+    for _ in range(2):
+        env = gym.make("lrenv/Synthetic-v0")
+        first, _ = env.reset(seed=42)
+        steps = run_episode(env, actions)
+        trajectories.append((first, [(s[0], s[1], s[4]["lr"]) for s in steps]))
+    (first_a, steps_a), (first_b, steps_b) = trajectories
+    np.testing.assert_array_equal(first_a, first_b)
+    for (oa, ra, la), (ob, rb, lb) in zip(steps_a, steps_b, strict=True):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb and la == lb
+
+
+def test_different_seeds_give_different_trainees(synthetic_env):
+    a, _ = synthetic_env.reset(seed=1, options={"initial_lr": 0.01})
+    b, _ = synthetic_env.reset(seed=2, options={"initial_lr": 0.01})
+    assert not np.array_equal(a, b)
+
+
+def test_reset_does_not_touch_global_torch_rng(synthetic_env):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    synthetic_env.reset(seed=0)
+    synthetic_env.step(np.array([0.0], np.float32))
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_divergence_ends_episode_with_finite_penalty():
+    env = gym.make("lrenv/Synthetic-v0", initial_lr=0.5, lr_bounds=(1e-6, 1e8), factor_base=100.0)
+    obs, _ = env.reset(seed=0)
+    steps = run_episode(env, [1.0] * 20)
+    obs, reward, terminated, truncated, info = steps[-1]
+    assert terminated and not truncated and info["diverged"]
+    assert np.isfinite(obs).all() and obs in env.observation_space
+    assert math.isfinite(reward)
+    # the penalty charges every decision lost, so diverging never beats training on
+    decisions_left = 20 - len(steps) + 1
+    assert reward == pytest.approx(-2 * math.log(10) * decisions_left)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [np.array([np.nan], np.float32), np.array([np.inf]), np.zeros(2), np.zeros((1, 1)), "up"],
+)
+def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
+    synthetic_env.reset(seed=0)
+    trainee = synthetic_env.unwrapped.trainee
+    before = (trainee.lr, trainee.sgd_step, trainee.final_weight().clone())
+    with pytest.raises(ValueError):
+        synthetic_env.step(action)
+    assert trainee.lr == before[0] and trainee.sgd_step == before[1]
+    assert torch.equal(trainee.final_weight(), before[2])
+    # and it still steps normally afterwards
+    *_, info = synthetic_env.step(np.array([0.0], np.float32))
+    assert info["sgd_step"] == 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dataset": "mnist"}, "unknown dataset"),
+        ({"model": "vgg"}, "unknown model"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"total_steps": -10}, "total_steps must be a positive integer"),
+        ({"steps_per_action": 0}, "steps_per_action must be a positive integer"),
+        ({"total_steps": 205}, "must be a multiple of steps_per_action"),
+        ({"initial_lr": -0.1}, "initial learning rates must be positive"),
+        ({"factor_base": 1.0}, "factor_base"),
+        ({"lr_bounds": (1.0, 0.1)}, "lr_bounds"),
+        ({"feature_transform": "sqrt"}, "unknown feature_transform"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"device": "cuda"} if not torch.cuda.is_available() else {"val_size": 1}, "cuda|val_size"),
+    ],
+)
+def test_bad_configuration_raises_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make("lrenv/Synthetic-v0", **kwargs)
+
+
+def test_features_on_a_tiny_case_by_hand():
+    from lrenv.features import compute_features
+
+    probs = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]])
+    prev = torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])
+    weight = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    obs = compute_features(
+        train_loss=0.7, val_loss=0.9, probs=probs, prev_probs=prev, weight=weight, lr=0.01
+    )
+    # each class column of probs is (0.5, 1, 0) / (0.5, 0, 1): variance 1/6
+    # changes are (0, .5, -.5) / (0, -.5, .5): variance 1/6 as well
+    expected = [0.7, 0.9, 1 / 6, 1 / 6, 3.0, np.var([1, 2, 3, 6]), -2.0]
+    np.testing.assert_allclose(obs, expected, rtol=1e-6)
+    logged = compute_features(
+        train_loss=0.7,
+        val_loss=0.9,
+        probs=probs,
+        prev_probs=prev,
+        weight=weight,
+        lr=0.01,
+        progress=0.25,
+        transform="log",
+    )
+    np.testing.assert_allclose(logged[[2, 3, 5]], np.log10(np.array(expected)[[2, 3, 5]] + 1e-10))
+    assert logged[7] == pytest.approx(0.25)
+
+
+def test_observation_matches_trainee_state(synthetic_env):
+    obs, info = synthetic_env.reset(seed=3)
+    weight = synthetic_env.unwrapped.trainee.final_weight()
+    assert obs[1] == pytest.approx(info["val_loss"], rel=1e-6)
+    assert obs[3] == 0.0  # no change of predictions at reset
+    assert obs[4] == pytest.approx(weight.mean().item(), rel=1e-5)
+    assert obs[5] == pytest.approx(weight.var(unbiased=False).item(), rel=1e-5)
+
+
+def test_progress_feature_and_feature_names():
+    env = gym.make("lrenv/Synthetic-v0", progress_feature=True, feature_transform="log")
+    obs, _ = env.reset(seed=0)
+    assert env.unwrapped.feature_names == lrenv.FEATURE_NAMES
+    assert obs.shape == (8,) and obs[7] == 0.0
+    obs, *_ = env.step(np.array([0.0], np.float32))
+    assert obs[7] == pytest.approx(10 / 200)
+
+
+def test_keep_best_tests_the_best_validation_checkpoint():
+    env = gym.make("lrenv/Synthetic-v0", keep_best=True, initial_lr=0.05)
+    env.reset(seed=0)
+    steps = run_episode(env, [0.0] * 20)
+    best = min(s[4]["val_loss"] for s in steps)
+    result = env.unwrapped.test_best()
+    assert result["best_val_loss"] == pytest.approx(best)
+    assert 0 < result["test_loss"] < 2.3 and 0.1 < result["test_accuracy"] <= 1
+
+
+def test_runs_inside_subproc_vec_env():
+    vec = make_vec_env("lrenv:lrenv/Synthetic-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        obs = vec.reset()
+        assert obs.shape == (2, 7)
+        for step in range(1, 26):  # past the end of an episode: auto-reset works
+            obs, rewards, dones, infos = vec.step(np.zeros((2, 1), np.float32))
+            assert np.isfinite(obs).all() and np.isfinite(rewards).all()
+            assert dones.all() == (step == 20)
+        assert [info["sgd_step"] for info in infos] == [50, 50]
+    finally:
+        vec.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_FASHION, reason="needs Debian's dataset-fashion-mnist")
+def test_real_fashion_mnist_episode_reaches_sane_accuracy():
+    env = gym.make(
+        "lrenv/FashionMNIST-CNN-v0",
+        device="cpu",
+        batch_size=128,
+        total_steps=300,
+        initial_lr=0.1,
+        momentum=0.9,
+        val_size=2000,
+    )
+    env.reset(seed=0)
+    steps = run_episode(env, [0.0] * 30)
+    info = steps[-1][4]
+    assert steps[-1][3] and not info["diverged"]
+    assert info["val_accuracy"] > 0.75, info
