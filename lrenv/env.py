@@ -218,7 +218,9 @@ class LRScheduleEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         a = _check_action(action)
         trainee = self.trainee
-        lr = float(np.clip(trainee.lr * self.factor_base**a, *self.lr_bounds))
+        lr = trainee.lr * self.factor_base**a
+        if a != 0.0:  # a = 0 keeps the rate exactly, even one set outside lr_bounds
+            lr = float(np.clip(lr, *self.lr_bounds))
         trainee.set_lr(lr)
         train_loss = trainee.train_steps(self.steps_per_action)
         truncated = trainee.sgd_step >= self.total_steps
@@ -236,6 +238,19 @@ class LRScheduleEnv(gym.Env):
             reward -= self.final_reward_weight * evaluation.loss
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return obs.copy(), float(reward), False, truncated, info
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate exactly, bypassing the action and ``lr_bounds``.
+
+        For hand-written schedules (step decay, cosine) that must run exactly as scheduled:
+        call it, then ``step`` with action 0 (factor 1) to train at that rate.
+        """
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be positive and finite, got {lr}")
+        if self._obs is None:
+            raise RuntimeError("call reset() before set_lr()")
+        self.trainee.set_lr(float(lr))
+        self._obs[self.feature_names.index("log10_lr")] = math.log10(lr)
 
     def test_best(self) -> dict[str, float]:
         """Test loss and accuracy of this episode's best-validation checkpoint (``keep_best``)."""
