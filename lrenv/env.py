@@ -103,6 +103,7 @@ class LRScheduleEnv(gym.Env):
     | keep_best           | False              | keep the best-validation weights (for tests)  |
     | data_root           | None               | where to look for the dataset first           |
     | device              | "auto"             | "auto", "cpu" or "cuda"                       |
+    | render_mode         | None               | "rgb_array": ``render()`` draws the episode   |
 
     ``info`` holds ``lr``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``sgd_step``,
     ``best_val_loss`` and ``diverged``. The test split is never read for observations or
@@ -123,7 +124,7 @@ class LRScheduleEnv(gym.Env):
     (7,)
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -145,6 +146,7 @@ class LRScheduleEnv(gym.Env):
         keep_best: bool = False,
         data_root: str | None = None,
         device: str = "auto",
+        render_mode: str | None = None,
     ) -> None:
         _validate_config(
             dataset=dataset,
@@ -162,6 +164,9 @@ class LRScheduleEnv(gym.Env):
             final_reward_weight=final_reward_weight,
             divergence_loss=divergence_loss,
         )
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
         self.steps_per_action = steps_per_action
         self.total_steps = total_steps
         self.initial_lr = initial_lr
@@ -184,6 +189,7 @@ class LRScheduleEnv(gym.Env):
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
         self._obs: np.ndarray | None = None
         self._probs = None
+        self._history: list[tuple[int, float, float]] = []  # (sgd_step, lr, val_loss)
 
     @property
     def decisions(self) -> int:
@@ -209,6 +215,7 @@ class LRScheduleEnv(gym.Env):
         self._probs = evaluation.probs
         self.trainee.record_validation(evaluation.loss, self.keep_best)
         self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
+        self._history = [(0, lr, evaluation.loss)]
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return self._obs.copy(), info
 
@@ -232,12 +239,22 @@ class LRScheduleEnv(gym.Env):
             return self._diverged(train_loss)
         self._probs = evaluation.probs
         self._obs = obs
+        self._history.append((trainee.sgd_step, lr, evaluation.loss))
         trainee.record_validation(evaluation.loss, self.keep_best)
         reward = -evaluation.loss
         if truncated:
             reward -= self.final_reward_weight * evaluation.loss
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return obs.copy(), float(reward), False, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: this episode's learning rate and validation
+        loss over SGD steps, as an RGB image."""
+        if self.render_mode != "rgb_array":
+            return None
+        from lrenv.plotting import episode_image
+
+        return episode_image(self._history)
 
     def set_lr(self, lr: float) -> None:
         """Set the learning rate exactly, bypassing the action and ``lr_bounds``.

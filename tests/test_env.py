@@ -271,3 +271,20 @@ def test_real_fashion_mnist_episode_reaches_sane_accuracy():
     info = steps[-1][4]
     assert steps[-1][3] and not info["diverged"]
     assert info["val_accuracy"] > 0.75, info
+
+
+def test_render_rgb_array_draws_the_episode():
+    env = gym.make("lrenv/Synthetic-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(np.array([0.5], np.float32))
+    image = env.render()
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert image.std() > 0  # something was drawn
+
+
+def test_make_vec_env_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vec = make_vec_env("lrenv/Synthetic-v0", n_envs=1, seed=0)
+        vec.reset()
+        vec.close()
