@@ -8,7 +8,7 @@ env keyword with ``--env-kwargs``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -83,6 +83,21 @@ class Preset:
     n_envs: int = 1
     ppo: PPOSettings = field(default_factory=PPOSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+
+    def describe(self) -> str:
+        """A few lines for ``--help``: the summary and every field's value."""
+        defaults = PPOSettings()
+        ppo = ", ".join(
+            f"{f.name}={getattr(self.ppo, f.name)}"
+            for f in fields(PPOSettings)
+            if getattr(self.ppo, f.name) != getattr(defaults, f.name)
+        )
+        return (
+            f"{self.name}: {self.summary}\n"
+            f"  env_id={self.env_id} env_kwargs={dict(self.env_kwargs)}\n"
+            f"  episodes={self.episodes} n_envs={self.n_envs} "
+            f"ppo: {ppo or 'the paper defaults'}"
+        )
 
     def with_overrides(self, **changes: Any) -> Preset:
         """A copy with some fields replaced (``env_kwargs`` merged, not replaced)."""

@@ -1,0 +1,359 @@
+"""A training run on disk: its resolved configuration, atomic checkpoints, and resuming.
+
+A run folder ``DIR`` holds::
+
+    config.json          the resolved configuration (what --resume compares against)
+    controller.zip       the trained controller (written at the end)
+    vecnormalize.pkl     the final VecNormalize statistics (when training normalised)
+    tb/                  TensorBoard logs
+    checkpoint.json      which checkpoint is the latest, and the progress it holds
+    checkpoints/NAME/    controller.zip, vecnormalize.pkl, progress.json of one checkpoint
+
+Every file is written to a temporary name and moved into place with ``os.replace``, and a
+checkpoint folder is complete before ``checkpoint.json`` points at it, so a run killed at
+any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from lrenv.presets import PPOSettings, Preset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run computes (compared on ``--resume``)."""
+
+    preset: str
+    """Name of the preset the run started from."""
+    env_id: str
+    """Gymnasium id of the trainee task."""
+    env_kwargs: dict[str, Any]
+    """Keywords passed to ``gym.make`` (the preset's, merged with ``--env-kwargs``)."""
+    episodes: int
+    """Trainee episodes to train on, over all envs."""
+    n_envs: int
+    """Trainees trained at once (one process each when more than one)."""
+    seed: int = 0
+    """Seed of the controller and of the trainees."""
+    recurrent: bool = False
+    """LSTM actor (sb3-contrib RecurrentPPO) instead of an MLP one."""
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+    """The controller's PPO settings."""
+
+    @classmethod
+    def from_preset(cls, preset: Preset) -> TrainConfig:
+        """The configuration a preset gives when no flag overrides it.
+
+        Args:
+            preset: a named preset.
+
+        Returns:
+            The preset's task, budget and PPO settings, seed 0, an MLP actor.
+        """
+        return cls(
+            preset=preset.name,
+            env_id=preset.env_id,
+            env_kwargs=dict(preset.env_kwargs),
+            episodes=preset.episodes,
+            n_envs=preset.n_envs,
+            ppo=preset.ppo,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Read back :meth:`to_dict` (e.g. from ``config.json``).
+
+        Args:
+            data: the mapping.
+
+        Returns:
+            The configuration.
+        """
+        data = dict(data)
+        data["ppo"] = PPOSettings(**data.get("ppo", {}))
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON values (tuples become lists)."""
+        return _canonical(dataclasses.asdict(self))
+
+    def with_overrides(
+        self, given: Mapping[str, Any], ppo_given: Mapping[str, Any] | None = None
+    ) -> TrainConfig:
+        """A copy with the given fields replaced; ``env_kwargs`` is merged, not replaced.
+
+        Args:
+            given: new values of top-level fields (``preset`` included).
+            ppo_given: new values of :class:`PPOSettings` fields.
+
+        Returns:
+            The new configuration.
+        """
+        changes = dict(given)
+        if "env_kwargs" in changes:
+            changes["env_kwargs"] = {**self.env_kwargs, **changes["env_kwargs"]}
+        if ppo_given:
+            changes["ppo"] = dataclasses.replace(self.ppo, **ppo_given)
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        """Raise ValueError, saying what to change, for a configuration that cannot run."""
+        for name in ("episodes", "n_envs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.episodes % self.n_envs:
+            raise ValueError(
+                f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "
+                "every env trains whole episodes"
+            )
+        if self.ppo.episodes_per_rollout % self.n_envs:
+            raise ValueError(
+                f"episodes_per_rollout ({self.ppo.episodes_per_rollout}) must be a multiple "
+                f"of n_envs ({self.n_envs})"
+            )
+        if self.ppo.hidden < 1:
+            raise ValueError(f"hidden must be positive, got {self.ppo.hidden}")
+
+    @property
+    def algorithm(self) -> str:
+        """``"RecurrentPPO"`` or ``"PPO"``."""
+        return "RecurrentPPO" if self.recurrent else "PPO"
+
+    def run_name(self, stamp: str) -> str:
+        """A folder name that says env, algorithm and seed, e.g. ``Synthetic-ppo-seed0-STAMP``.
+
+        Args:
+            stamp: a timestamp (or any suffix).
+
+        Returns:
+            The name.
+        """
+        env = self.env_id.split("/")[-1].removesuffix("-v0")
+        return f"{env}-{self.algorithm.lower()}-seed{self.seed}-{stamp}"
+
+
+def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two :meth:`TrainConfig.to_dict` mappings.
+
+    Args:
+        saved: the run's configuration.
+        requested: the one asked for now.
+
+    Returns:
+        One ``"key: saved -> requested"`` line per differing (nested) key.
+    """
+    out = []
+    for key in sorted(set(saved) | set(requested)):
+        a, b = saved.get(key, "<unset>"), requested.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{line}" for line in config_differences(a, b)]
+        elif a != b:
+            out.append(f"{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return out
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One saved checkpoint: its folder and the progress it records."""
+
+    path: Path
+    progress: dict[str, Any]
+
+    @property
+    def controller(self) -> Path:
+        """The checkpoint's ``controller.zip``."""
+        return self.path / "controller.zip"
+
+    @property
+    def vecnormalize(self) -> Path | None:
+        """The checkpoint's ``vecnormalize.pkl``, or None when training did not normalise."""
+        path = self.path / "vecnormalize.pkl"
+        return path if path.is_file() else None
+
+
+class RunDir:
+    """The files of one training run (see the module docstring for the layout).
+
+    Args:
+        path: the run folder.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        """The resolved configuration, ``config.json``."""
+        return self.path / "config.json"
+
+    @property
+    def controller(self) -> Path:
+        """The final controller, ``controller.zip``."""
+        return self.path / "controller.zip"
+
+    @property
+    def vecnormalize(self) -> Path:
+        """The final normalisation statistics, ``vecnormalize.pkl``."""
+        return self.path / "vecnormalize.pkl"
+
+    @property
+    def tb(self) -> Path:
+        """The TensorBoard log folder."""
+        return self.path / "tb"
+
+    @property
+    def checkpoints(self) -> Path:
+        """The folder of checkpoint folders."""
+        return self.path / "checkpoints"
+
+    @property
+    def pointer(self) -> Path:
+        """``checkpoint.json``: the latest checkpoint's name and progress."""
+        return self.path / "checkpoint.json"
+
+    def read_config(self) -> dict[str, Any]:
+        """The ``config.json`` document.
+
+        Raises:
+            FileNotFoundError: when the folder holds no run.
+        """
+        if not self.config_path.is_file():
+            raise FileNotFoundError(f"{self.path} holds no training run (no config.json)")
+        return json.loads(self.config_path.read_text())
+
+    def write_config(self, document: Mapping[str, Any]) -> None:
+        """Write ``config.json`` atomically.
+
+        Args:
+            document: the resolved configuration and what was derived from it.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.config_path, document)
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        """The latest complete checkpoint, or None when the run has none yet."""
+        if not self.pointer.is_file():
+            return None
+        progress = json.loads(self.pointer.read_text())
+        return Checkpoint(self.checkpoints / progress["checkpoint"], progress)
+
+    def save_checkpoint(
+        self, model: BaseAlgorithm, env: VecEnv, progress: Mapping[str, Any]
+    ) -> Checkpoint:
+        """Save model, normalisation statistics and progress; then point at them.
+
+        The folder is written under a temporary name and renamed when complete; only then
+        is ``checkpoint.json`` replaced, and older checkpoints removed.
+
+        Args:
+            model: the controller being trained.
+            env: the training env (its statistics are saved when it is a VecNormalize).
+            progress: counters to resume from (``episodes_done``, ``num_timesteps``, ...).
+
+        Returns:
+            The new checkpoint.
+        """
+        name = f"episode-{progress['episodes_done']:06d}-step-{progress['num_timesteps']:09d}"
+        progress = {**progress, "checkpoint": name}
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints))
+        staging.chmod(0o777 & ~_umask())
+        save_model(model, staging / "controller.zip")
+        if isinstance(env, VecNormalize):
+            env.save(str(staging / "vecnormalize.pkl"))
+        write_json_atomic(staging / "progress.json", progress)
+        final = self.checkpoints / name
+        if final.exists():  # the same point saved again (a resume that saved at once)
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        write_json_atomic(self.pointer, progress)
+        for old in self.checkpoints.iterdir():
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        return Checkpoint(final, progress)
+
+    def save_final(self, model: BaseAlgorithm, env: VecEnv) -> None:
+        """Write ``controller.zip`` (and ``vecnormalize.pkl``) into the run folder atomically.
+
+        Args:
+            model: the trained controller.
+            env: the training env.
+        """
+        save_model(model, self.controller)
+        if isinstance(env, VecNormalize):
+            with atomic_path(self.vecnormalize) as tmp:
+                env.save(str(tmp))
+
+
+def save_model(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` to ``path`` through a temporary file and ``os.replace``.
+
+    Args:
+        model: any stable-baselines3 model.
+        path: the zip to write.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        model.save(file)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON through a temporary file and ``os.replace``.
+
+    Args:
+        path: the file to write.
+        data: JSON-serialisable data.
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path``; moved onto ``path`` when the block succeeds.
+
+    Args:
+        path: the destination.
+
+    Yields:
+        The temporary path to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
+        yield tmp
+        with open(tmp, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as the JSON round trip gives it back (tuples as lists, str keys)."""
+    return json.loads(json.dumps(value))

@@ -1,0 +1,179 @@
+"""train.py and agents/ppo.py on the synthetic task with the smoke preset (seconds each)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.controller import Controller
+from agents.ppo import TwoRatePPO, group_rates
+from agents.runs import RunDir
+
+# train.py is a script at the project root, which plain `pytest` does not put on sys.path.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+train = importlib.import_module("train")
+
+PAPER_RATES = {"actor": 1e-3, "critic": 5e-3}
+
+
+def smoke(out, *flags: str) -> list[str]:
+    return ["--preset", "smoke", "--out", str(out), "--no-progress", "--figure-every", "4", *flags]
+
+
+def scalars(run: RunDir, tag: str) -> list[float]:
+    events = EventAccumulator(str(run.tb), size_guidance={"scalars": 0})
+    events.Reload()
+    return [event.value for event in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize(
+    ("flags", "algorithm"),
+    [((), PPO), (("--recurrent", "--n-envs", "2", "--episodes", "4"), RecurrentPPO)],
+    ids=["ppo", "recurrent-2-envs"],
+)
+def test_train_saves_a_controller_that_loads_and_predicts(tmp_path, flags, algorithm):
+    run = RunDir(train.main(smoke(tmp_path / "run", *flags)))
+    config = run.read_config()
+    episodes = config["config"]["episodes"]
+    assert run.controller.is_file() and run.vecnormalize.is_file()
+    assert run.last_checkpoint().progress["episodes_done"] == episodes
+
+    # Plain stable-baselines3 loading, as DESIGN promises; the optimizer state comes along.
+    model = algorithm.load(run.controller, device="cpu")
+    assert group_rates(model) == PAPER_RATES
+    adam_state = model.policy.optimizer.state_dict()["state"]
+    assert len(adam_state) == len(list(model.policy.parameters()))
+    assert all(float(s["step"]) > 0 for s in adam_state.values())
+
+    controller = Controller.load(run.controller)
+    assert controller.is_recurrent == (algorithm is RecurrentPPO)
+    assert controller.config["env_id"] == "lrenv/Synthetic-v0"
+    assert controller.config["episodes"] == episodes and controller.config["seed"] == 0
+    norm = controller.normalization
+    assert norm["mean"].dtype == np.float32 and norm["mean"].shape == (7,)
+    assert np.all(norm["var"] > 0) and norm["clip"] == 10.0
+    raw = np.array([2.0, 2.1, 0.01, 1e-4, 0.0, 0.01, -2.0], dtype=np.float32)
+    action, _ = controller.predict(raw)
+    assert action.shape == (1,) and -1 <= action[0] <= 1
+    expected, _ = model.predict(controller.normalize(raw), deterministic=True)
+    np.testing.assert_allclose(action, expected)
+
+    # One trainee/ point per episode, SB3's own scalars, both rates in TensorBoard.
+    assert len(scalars(run, "trainee/best_val_loss")) == episodes
+    assert len(scalars(run, "trainee/return")) == episodes
+    assert scalars(run, "rollout/ep_rew_mean")
+    updates = scalars(run, "train/learning_rate_actor")
+    assert updates == pytest.approx([1e-3] * len(updates)) and updates
+    assert scalars(run, "train/learning_rate_critic") == pytest.approx([5e-3] * len(updates))
+
+
+def test_two_rates_survive_updates_and_reloading(tmp_path):
+    run = RunDir(train.main(smoke(tmp_path / "run", "--actor-lr", "2e-4", "--critic-lr", "3e-3")))
+    model = TwoRatePPO.load(run.controller, env=None, device="cpu")
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    assert group_rates(model) == {"actor": 2e-4, "critic": 3e-3}
+    # SB3 resets every group to learning_rate at each update; ours restores each group's.
+    for group in model.policy.optimizer.param_groups:
+        group["lr"] = 0.5
+    model._update_learning_rate(model.policy.optimizer)
+    assert group_rates(model) == {"actor": 2e-4, "critic": 3e-3}
+    names = [n for n, _ in model.policy.named_parameters()]
+    actor, critic = (group["params"] for group in model.policy.optimizer.param_groups)
+    assert len(actor) + len(critic) == len(names)
+    critic_names = {n for n, p in model.policy.named_parameters() if any(p is q for q in critic)}
+    assert critic_names == {
+        "mlp_extractor.value_net.0.weight",
+        "mlp_extractor.value_net.0.bias",
+        "value_net.weight",
+        "value_net.bias",
+    }
+
+
+class Crash(Exception):
+    """Stands for a run killed after a checkpoint."""
+
+
+class CrashAfterCheckpoint(BaseCallback):
+    """Raise at the first rollout that starts after a checkpoint of >= 4 episodes."""
+
+    def __init__(self, run: RunDir) -> None:
+        super().__init__()
+        self.run = run
+
+    def _on_rollout_start(self) -> None:
+        checkpoint = self.run.last_checkpoint()
+        if checkpoint is not None and checkpoint.progress["episodes_done"] >= 4:
+            raise Crash
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_interrupted_run_resumes_to_the_episodes_asked_for(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    # 7 episodes, 2 a rollout: the last rollout is shortened to one episode.
+    flags = smoke(run.path, "--episodes", "7", "--checkpoint-every", "2")
+    with pytest.raises(Crash):
+        train.main(flags, callbacks=[CrashAfterCheckpoint(run)])
+    checkpoint = run.last_checkpoint()
+    assert checkpoint.progress["episodes_done"] == 4 and not checkpoint.progress["finished"]
+    assert not run.controller.exists()
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == [checkpoint.path.name]
+
+    # A resume that changes the configuration is refused, saying what differs.
+    with pytest.raises(SystemExit):
+        train.main(["--resume", str(run.path), "--seed", "3", "--episodes", "7"])
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "seed: 0 -> 3" in err
+    # As is a fresh run into a folder that holds one.
+    with pytest.raises(SystemExit):
+        train.main(smoke(run.path))
+    assert "already holds a training run" in capsys.readouterr().err
+
+    threads = torch.get_num_threads()
+    train.main(["--resume", str(run.path), "--no-progress", "--episodes", "7"])
+    assert torch.get_num_threads() == threads
+    progress = json.loads(run.pointer.read_text())
+    assert progress["finished"] and progress["episodes_done"] == 7
+    assert progress["num_timesteps"] == progress["total_timesteps"] == 7 * 20
+    model = PPO.load(run.controller, device="cpu")
+    assert model.num_timesteps == 140 and model.lrenv_config["episodes_done"] == 7
+    # The 4 episodes before the crash and the 3 after it, each logged once.
+    assert len(scalars(run, "trainee/return")) == 7
+
+
+def test_help_lists_every_preset_and_ppo_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for text in ("paper:", "cpu:", "smoke:", "--actor-lr", "--critic-lr", "--env-kwargs"):
+        assert text in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--n-envs", "3"), "must be a multiple of n_envs"),
+        (("--env-kwargs", "[1]"), "expected a JSON object"),
+        (("--preset", "laptop"), "unknown preset 'laptop'"),
+    ],
+)
+def test_bad_configurations_are_refused_before_training(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit):
+        train.main([*smoke(tmp_path / "run"), *flags])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

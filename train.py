@@ -1,0 +1,352 @@
+"""Train a learning-rate controller with PPO (Xu et al. 2019, "Learning an Adaptive
+Learning Rate Schedule").
+
+    python train.py                                   # the cpu preset, ~10 min on 2 cores
+    python train.py --preset smoke                    # seconds, on the synthetic task
+    python train.py --env-id lrenv/FashionMNIST-CNN-v0 --episodes 1000 --seed 1 \\
+        --out runs/fmnist --preset paper               # the paper (a GPU job)
+    python train.py --resume runs/fmnist              # continue an interrupted run
+    tensorboard --logdir runs
+
+The run folder holds controller.zip (loads with stable-baselines3's PPO.load, or
+sb3-contrib's RecurrentPPO.load for --recurrent, and with
+agents.controller.Controller.load), vecnormalize.pkl, config.json (the resolved
+configuration), tb/ (TensorBoard) and the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import sb3_contrib
+import stable_baselines3
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import HParam, configure
+from stable_baselines3.common.vec_env import VecEnv
+
+import lrenv
+from agents.callbacks import NON_TENSORBOARD, EpisodeCheckpointer, EpisodeTracker, write_now
+from agents.cli import add_dataclass_arguments
+from agents.ppo import (
+    TwoRatePPO,
+    TwoRateRecurrentPPO,
+    build_model,
+    observation_normalization,
+    rollout_shape,
+    training_envs,
+)
+from agents.runs import Checkpoint, RunDir, TrainConfig, config_differences
+from lrenv.presets import DEFAULT_PRESET, PRESETS, PPOSettings, get_preset
+
+CONFIG_FIELDS = ("preset", "env_id", "env_kwargs", "episodes", "n_envs", "seed", "recurrent")
+
+
+@dataclass
+class Args:
+    """Command-line arguments. Unset task flags take the preset's value (the saved run's
+    with --resume); the PPO settings below likewise."""
+
+    preset: str | None = None
+    """Named settings to start from: paper, cpu or smoke (listed at the end; default cpu)."""
+    env_id: str | None = None
+    """Gymnasium id of the trainee task, e.g. lrenv/FashionMNIST-CNN-v0."""
+    env_kwargs: dict[str, Any] | None = None
+    """Env keywords as JSON, merged over the preset's, e.g. '{"total_steps": 200}'."""
+    episodes: int | None = None
+    """Trainee episodes to train on, over all envs (paper: 1000)."""
+    n_envs: int | None = None
+    """Trainees trained at once, one process each. On 2 cores, 2 envs run ~1.3-1.5x as
+    many episodes an hour as one; on a GPU the trainees share it."""
+    seed: int | None = None
+    """Seed of the controller and of the trainees (default 0)."""
+    recurrent: bool | None = None
+    """An LSTM actor (sb3-contrib RecurrentPPO) instead of the MLP one."""
+    out: str | None = None
+    """Run folder (default runs/ENV-ALGO-seedS-TIMESTAMP); must not hold a run yet."""
+    resume: str | None = None
+    """Continue the run in this folder from its last checkpoint; flags given with it must
+    match the run's configuration."""
+    checkpoint_every: int = 20
+    """Save a checkpoint every N episodes (rounded up to whole rollouts; 0: only at the end)."""
+    figure_every: int = 25
+    """Log the learning-rate schedule of every N-th episode as a figure (0: never)."""
+    torch_threads: int = 1
+    """Torch threads per trainee process. More than the free cores slows training by
+    orders of magnitude; 2 threads help a LeNet at batch 1000 on an idle 2-core machine."""
+    device: str = "cpu"
+    """Device of the controller (the trainee's is the env keyword "device")."""
+    progress: bool = True
+    """Show a progress bar with an ETA."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The command line: :class:`Args` and every :class:`PPOSettings` field as flags."""
+    presets = "\n\n".join(preset.describe() for preset in PRESETS.values())
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog=f"presets (--preset; default {DEFAULT_PRESET}):\n\n{presets}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_dataclass_arguments(parser.add_argument_group("run"), Args)
+    add_dataclass_arguments(
+        parser.add_argument_group(
+            "controller (PPO)",
+            "Unset flags take the preset's value; the defaults shown are the paper preset's.",
+        ),
+        PPOSettings,
+    )
+    return parser
+
+
+def parse_args(
+    argv: Sequence[str] | None = None,
+) -> tuple[Args, dict[str, Any], dict[str, Any]]:
+    """Parse the command line.
+
+    Args:
+        argv: arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The arguments, the task flags given (for :class:`TrainConfig`), and the PPO
+        settings given.
+    """
+    given = vars(make_parser().parse_args(argv))
+    ppo_names = {f.name for f in fields(PPOSettings)}
+    args = Args(**{k: v for k, v in given.items() if k not in ppo_names})
+    task = {k: v for k, v in given.items() if k in CONFIG_FIELDS}
+    ppo = {k: v for k, v in given.items() if k in ppo_names}
+    return args, task, ppo
+
+
+def resolve(
+    args: Args, task: dict[str, Any], ppo: dict[str, Any]
+) -> tuple[TrainConfig, RunDir, Checkpoint | None]:
+    """The run's configuration and folder, and the checkpoint to continue from.
+
+    Raises:
+        ValueError: for an impossible configuration, an --out that already holds a run,
+            or a --resume whose flags differ from the run's configuration.
+    """
+    if args.resume is not None:
+        run = RunDir(args.resume)
+        if args.out is not None and Path(args.out).resolve() != run.path.resolve():
+            raise ValueError("--out and --resume name different folders; give only --resume")
+        saved = run.read_config()["config"]
+        config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+        differences = config_differences(saved, config.to_dict())
+        if differences:
+            raise ValueError(
+                f"refusing to resume {run.path}: the flags given differ from the run's "
+                "configuration (config.json):\n  "
+                + "\n  ".join(differences)
+                + "\nA resume continues the same run: drop those flags, or start a new "
+                "run with another --out."
+            )
+        return config, run, run.last_checkpoint()
+    preset = get_preset(task.pop("preset", DEFAULT_PRESET))
+    config = TrainConfig.from_preset(preset).with_overrides(task, ppo)
+    config.validate()
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run = RunDir(args.out or Path("runs") / config.run_name(stamp))
+    if run.config_path.exists():
+        raise ValueError(
+            f"{run.path} already holds a training run; continue it with --resume "
+            f"{run.path} or choose another --out"
+        )
+    return config, run, None
+
+
+def describe(config: TrainConfig, derived: dict[str, Any]) -> str:
+    """The resolved configuration as a Markdown table (for TensorBoard's text tab)."""
+    rows = {k: v for k, v in config.to_dict().items() if k != "ppo"}
+    rows |= {f"ppo.{k}": v for k, v in config.to_dict()["ppo"].items()} | derived
+    return "| setting | value |\n| --- | --- |\n" + "\n".join(
+        f"| {k} | {v} |" for k, v in rows.items()
+    )
+
+
+def attach_controller_metadata(
+    model: BaseAlgorithm, env: VecEnv, config: TrainConfig, extra: dict[str, Any]
+) -> None:
+    """Attach what agents/controller.py documents, so that it is saved with the model."""
+    model.lrenv_obs_normalization = observation_normalization(env)
+    model.lrenv_config = {**config.to_dict(), **extra}
+
+
+def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = ()) -> Path:
+    """Train (or resume) a controller; return the run folder.
+
+    Args:
+        argv: command-line arguments (default ``sys.argv[1:]``).
+        callbacks: extra stable-baselines3 callbacks (tests use one to interrupt a run).
+
+    Returns:
+        The run folder.
+    """
+    parser = make_parser()
+    args, task, ppo = parse_args(argv)
+    try:
+        config, run, checkpoint = resolve(args, task, ppo)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if checkpoint is not None and checkpoint.progress.get("finished"):
+        print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
+        return run.path
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.torch_threads)
+    env = training_envs(
+        config.env_id,
+        config.env_kwargs,
+        config.n_envs,
+        config.ppo,
+        torch_threads=args.torch_threads,
+        vecnormalize=checkpoint.vecnormalize if checkpoint else None,
+    )
+    try:
+        decisions = int(env.get_attr("decisions")[0])
+        n_steps, batch_size = rollout_shape(config.ppo, decisions, config.n_envs)
+        derived = {
+            "algorithm": config.algorithm,
+            "decisions_per_episode": decisions,
+            "n_steps": n_steps,
+            "batch_size": batch_size,
+            "total_timesteps": config.episodes * decisions,
+        }
+        if checkpoint is None and not run.config_path.exists():
+            run.write_config(
+                {
+                    "config": config.to_dict(),
+                    "derived": derived,
+                    "versions": {
+                        "lrenv": lrenv.__version__,
+                        "stable_baselines3": stable_baselines3.__version__,
+                        "sb3_contrib": sb3_contrib.__version__,
+                        "torch": torch.__version__,
+                        "gymnasium": gymnasium.__version__,
+                    },
+                    "command": ["train.py", *(sys.argv[1:] if argv is None else argv)],
+                    "created": dt.datetime.now().isoformat(timespec="seconds"),
+                }
+            )
+        return _train(args, config, run, checkpoint, env, derived, callbacks)
+    except KeyboardInterrupt:
+        last = run.last_checkpoint()
+        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+        print(f"\ninterrupted ({where}); continue with: python train.py --resume {run.path}")
+        raise SystemExit(130) from None
+    finally:
+        env.close()
+        torch.set_num_threads(threads)
+
+
+def _train(
+    args: Args,
+    config: TrainConfig,
+    run: RunDir,
+    checkpoint: Checkpoint | None,
+    env: VecEnv,
+    derived: dict[str, Any],
+    callbacks: Sequence[BaseCallback],
+) -> Path:
+    started = time.monotonic()
+    progress0 = checkpoint.progress if checkpoint else {}
+    episodes_done = int(progress0.get("episodes_done", 0))
+    wall0 = float(progress0.get("wall_seconds", 0.0))
+    if checkpoint is None:
+        model = build_model(
+            env,
+            config.ppo,
+            decisions=derived["decisions_per_episode"],
+            recurrent=config.recurrent,
+            seed=config.seed,
+            device=args.device,
+        )
+    else:
+        algorithm = TwoRateRecurrentPPO if config.recurrent else TwoRatePPO
+        model = algorithm.load(checkpoint.controller, env=env, device=args.device)
+        model._last_obs = None  # fresh trainees: reset the envs when learning starts
+        # Resumed trainees must not replay the episodes of the run's start.
+        model.set_random_seed(config.seed + 1_000_003 * episodes_done)
+    model.set_logger(configure(str(run.tb), ["tensorboard"]))
+    step = model.num_timesteps
+    resumed = f"resumed at episode {episodes_done}\n\n" if checkpoint else ""
+    write_now(model.logger, {"config/resolved": resumed + describe(config, derived)}, step)
+    flat = {k: v for k, v in config.to_dict().items() if k != "ppo"}
+    flat |= config.to_dict()["ppo"] | derived
+    hparams = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in flat.items()}
+    metrics = {"rollout/ep_rew_mean": 0.0, "trainee/final_val_loss": 0.0}
+    write_now(model.logger, {"hparams": HParam(hparams, metrics)}, step, NON_TENSORBOARD)
+
+    tracker = EpisodeTracker(config.episodes, episodes_done, args.figure_every, args.progress)
+
+    def progress(finished: bool) -> dict[str, Any]:
+        return {
+            "episodes_done": tracker.episodes_done,
+            "num_timesteps": int(model.num_timesteps),
+            "episodes": config.episodes,
+            "total_timesteps": derived["total_timesteps"],
+            "finished": finished,
+            "wall_seconds": round(wall0 + time.monotonic() - started, 1),
+            "saved_at": dt.datetime.now().isoformat(timespec="seconds"),
+        }
+
+    def save_checkpoint(finished: bool = False) -> None:
+        extra = {**derived, "episodes_done": tracker.episodes_done}
+        attach_controller_metadata(model, env, config, extra)
+        run.save_checkpoint(model, env, progress(finished))
+
+    checkpointer = EpisodeCheckpointer(tracker, args.checkpoint_every, save_checkpoint)
+    remaining = derived["total_timesteps"] - model.num_timesteps
+    model.learn(
+        remaining,
+        callback=[tracker, checkpointer, *callbacks],
+        reset_num_timesteps=checkpoint is None,
+    )
+    model.logger.dump(model.num_timesteps)  # the last update's train/ values
+    attach_controller_metadata(
+        model, env, config, {**derived, "episodes_done": tracker.episodes_done}
+    )
+    run.save_final(model, env)
+    save_checkpoint(finished=True)
+    model.logger.close()
+    _report(run, config, tracker, time.monotonic() - started)
+    return run.path
+
+
+def _report(run: RunDir, config: TrainConfig, tracker: EpisodeTracker, seconds: float) -> None:
+    minutes, secs = divmod(round(seconds), 60)
+    last = tracker.last_episode
+    print(
+        f"\nTrained {tracker.episodes_done} trainee episodes ({tracker.episodes_run} in "
+        f"{minutes}m{secs:02d}s this session)."
+    )
+    if "trainee/return" in last:
+        print(f"  last episode: return {last['trainee/return']:.4g}", end="")
+        if "trainee/final_val_loss" in last:
+            print(f", final validation loss {last['trainee/final_val_loss']:.4g}", end="")
+        print()
+    print(f"  controller:    {run.controller}")
+    if run.vecnormalize.exists():
+        print(f"  normalisation: {run.vecnormalize} (also inside controller.zip)")
+    print(f"  config:        {run.config_path}")
+    print(f"  TensorBoard:   tensorboard --logdir {run.tb}")
+    print(
+        f"  evaluate:      python evaluate.py --controller {run.controller} "
+        f"--env-id {config.env_id} --preset {config.preset}"
+    )
+
+
+if __name__ == "__main__":
+    main()
