@@ -13,7 +13,7 @@ from gymnasium import spaces
 from lrenv.data import DATASETS, load_dataset
 from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
 from lrenv.models import MODELS
-from lrenv.trainee import Trainee, resolve_device
+from lrenv.trainee import Evaluation, Trainee, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
 OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
@@ -221,25 +221,48 @@ class LRScheduleEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Scale the learning rate by the action's factor and train ``steps_per_action`` steps."""
-        if self._obs is None:
-            raise RuntimeError("call reset() before step()")
-        a = _check_action(action)
+        self.begin_step(action)
         trainee = self.trainee
-        lr = trainee.lr * self.factor_base**a
-        if a != 0.0:  # a = 0 keeps the rate exactly, even one set outside lr_bounds
-            lr = float(np.clip(lr, *self.lr_bounds))
-        trainee.set_lr(lr)
         train_loss = trainee.train_steps(self.steps_per_action)
-        truncated = trainee.sgd_step >= self.total_steps
         evaluation = None
         if math.isfinite(train_loss) and trainee.is_finite():
             evaluation = trainee.evaluate()
+        return self.finish_step(train_loss, evaluation)
+
+    def begin_step(self, action: np.ndarray) -> float:
+        """The first half of :meth:`step`: check the action and set the rate it asks for.
+
+        Split from ``step`` so that :mod:`lrenv.vector` can train many trainees at once
+        between the two halves. Returns the new learning rate.
+        """
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        a = _check_action(action)
+        lr = self.trainee.lr * self.factor_base**a
+        if a != 0.0:  # a = 0 keeps the rate exactly, even one set outside lr_bounds
+            lr = float(np.clip(lr, *self.lr_bounds))
+        self.trainee.set_lr(lr)
+        return lr
+
+    def finish_step(
+        self, train_loss: float, evaluation: Evaluation | None
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """The second half of :meth:`step`, after ``steps_per_action`` SGD steps.
+
+        Args:
+            train_loss: the mean training loss of those steps (may be non-finite).
+            evaluation: the validation pass after them; ``None`` when the trainee's loss or
+                weights are not finite (it diverged).
+        """
+        trainee = self.trainee
+        truncated = trainee.sgd_step >= self.total_steps
+        if evaluation is not None:
             obs = self._features(train_loss, evaluation.loss, evaluation.probs)
         if evaluation is None or not (np.abs(obs) <= OBS_LIMIT).all():
             return self._diverged(train_loss)
         self._probs = evaluation.probs
         self._obs = obs
-        self._history.append((trainee.sgd_step, lr, evaluation.loss))
+        self._history.append((trainee.sgd_step, trainee.lr, evaluation.loss))
         trainee.record_validation(evaluation.loss, self.keep_best)
         reward = -evaluation.loss
         if truncated:
