@@ -1,0 +1,961 @@
+"""Compare a learned controller with tuned baseline schedules, as the paper does.
+
+The protocol (Xu et al. 2019, section 4; the machinery behind ``evaluate.py``):
+
+1. **Selection, on validation only.** Every step-decay schedule of the grid (and every
+   constant and cosine rate of the preset's lists) trains once (``grid_seeds`` times) on
+   the *baseline task*; each is scored by the best validation loss of its run. The test
+   split is never read in this phase: the envs are made with ``keep_best=False`` and
+   ``test_best`` is never called.
+2. **Evaluation.** The best schedule of each family, and the controller, each train
+   ``runs`` times on the *evaluation task*, on the same seeds. Every run keeps the
+   checkpoint with the best validation loss (``keep_best=True``) and tests it once.
+3. **Statistics.** Mean and sample standard deviation (n - 1) of test loss and accuracy;
+   an independent two-sample Student's t-test (two-sided, ``scipy.stats.ttest_ind``) of the
+   controller against each baseline, significant at p < 0.05 (marked ``*``).
+
+The baseline task is the evaluation task, except for transfer (the paper's Table 2): a
+controller trained on one task and evaluated on another is compared with the baseline
+schedule chosen on the task it was trained on.
+
+Seeds: evaluation run ``i`` uses seed ``seed + i`` for every method; selection runs use
+``SELECTION_SEED_OFFSET + seed + j``, so the schedules are never chosen on the trainee
+initialisations and batch orders they are then evaluated on.
+
+Runs are independent and spread over worker processes (``spawn``), each holding its own
+envs; with one worker everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from scipy import stats
+from tqdm.auto import tqdm
+
+import lrenv  # noqa: F401  (registers the environments, here and in every worker)
+from agents.baselines import (
+    Constant,
+    Cosine,
+    Schedule,
+    SchedulePolicy,
+    schedule_from_dict,
+    schedule_to_dict,
+    step_decay_grid,
+)
+from lrenv.features import feature_names
+
+SELECTION_SEED_OFFSET = 1_000_000
+BASELINES = ("step_decay", "cosine", "constant")
+METHODS = ("controller", *BASELINES)
+METHOD_LABELS = {
+    "controller": "learned controller",
+    "step_decay": "step decay",
+    "cosine": "cosine decay",
+    "constant": "constant",
+}
+SIGNIFICANCE = 0.05
+# Env keywords that say how the controller's actions and observations are read. A
+# controller keeps the values it was trained with wherever it is evaluated.
+CONTROLLER_INTERFACE_KEYS = (
+    "steps_per_action",
+    "factor_base",
+    "lr_bounds",
+    "feature_transform",
+    "progress_feature",
+)
+# Env keywords that change where or how a run executes, not what task it is.
+RUNTIME_KEYS = ("device", "data_root", "keep_best")
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """An env id and the keywords passed to ``gym.make``: one trainee task."""
+
+    env_id: str
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a plain dict: picklable for worker processes
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+
+    def make(self, keep_best: bool) -> gym.Env:
+        """A fresh env for this task (``keep_best`` decides whether test_best is possible)."""
+        return gym.make(self.env_id, **{**self.env_kwargs, "keep_best": keep_best})
+
+    @property
+    def resolved_kwargs(self) -> dict[str, Any]:
+        """The registered keywords of ``env_id`` with ``env_kwargs`` over them."""
+        return {**gym.spec(self.env_id).kwargs, **self.env_kwargs}
+
+    def same_task_as(self, other: Task) -> bool:
+        """Whether both train the same trainee the same way (runtime keywords aside)."""
+
+        def essence(task: Task) -> dict[str, Any]:
+            kwargs = task.resolved_kwargs
+            kwargs = {k: v for k, v in kwargs.items() if k not in RUNTIME_KEYS}
+            return json.loads(json.dumps(kwargs, sort_keys=True, default=list))
+
+        return essence(self) == essence(other)
+
+    def describe(self) -> str:
+        """``env_id`` and the keywords, e.g. ``lrenv/Synthetic-v0 (total_steps=100)``."""
+        kwargs = {k: v for k, v in self.env_kwargs.items() if k not in RUNTIME_KEYS}
+        if not kwargs:
+            return self.env_id
+        return f"{self.env_id} ({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{"env_id", "env_kwargs"}``."""
+        return {"env_id": self.env_id, "env_kwargs": dict(self.env_kwargs)}
+
+
+def resolve_tasks(
+    preset_env_id: str,
+    preset_env_kwargs: Mapping[str, Any],
+    controller_config: Mapping[str, Any] | None = None,
+    env_id: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    baseline_from: str | None = None,
+    baseline_env_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[Task, Task, Task | None]:
+    """The evaluation task, the task the baselines are chosen on, and the controller's task.
+
+    - Evaluation task: ``env_id`` (default: the controller's training env, else the
+      preset's) with the preset's keywords, the controller's interface keywords
+      (:data:`CONTROLLER_INTERFACE_KEYS`: what its actions and features mean) and then
+      ``env_kwargs`` over them.
+    - Baseline task: ``baseline_from`` with the evaluation keywords and
+      ``baseline_env_kwargs`` over them; by default the controller's training task (its
+      saved ``env_id`` and ``env_kwargs`` over the preset's keywords), run on the
+      evaluation task's device; without a controller, the evaluation task.
+    - Controller task: what the controller was trained on (``None`` without a controller
+      or without a saved ``env_id``).
+
+    When the baseline task is the evaluation task up to runtime keywords
+    (:data:`RUNTIME_KEYS`), the evaluation task itself is returned for it.
+    """
+    config = dict(controller_config or {})
+    trained_on = None
+    if config.get("env_id"):
+        trained_on = Task(
+            config["env_id"], {**preset_env_kwargs, **(config.get("env_kwargs") or {})}
+        )
+    kwargs = dict(preset_env_kwargs)
+    if trained_on is not None:
+        interface = {
+            k: v for k, v in trained_on.env_kwargs.items() if k in CONTROLLER_INTERFACE_KEYS
+        }
+        kwargs.update(interface)
+    kwargs.update(env_kwargs or {})
+    task = Task(env_id or (trained_on.env_id if trained_on else preset_env_id), kwargs)
+
+    if baseline_from is not None:
+        baseline = Task(baseline_from, {**kwargs, **(baseline_env_kwargs or {})})
+    elif trained_on is not None:
+        runtime = {k: v for k, v in kwargs.items() if k in RUNTIME_KEYS}
+        base = {k: v for k, v in trained_on.env_kwargs.items() if k not in RUNTIME_KEYS}
+        baseline = Task(trained_on.env_id, {**base, **runtime, **(baseline_env_kwargs or {})})
+    else:
+        baseline = Task(task.env_id, {**kwargs, **(baseline_env_kwargs or {})})
+    if baseline.same_task_as(task):
+        baseline = task
+    return task, baseline, trained_on
+
+
+def check_controller_fits(observation_size: int, task: Task) -> None:
+    """Raise ValueError when the task's observation length differs from the controller's."""
+    expected = len(feature_names(bool(task.resolved_kwargs.get("progress_feature", False))))
+    if expected != observation_size:
+        raise ValueError(
+            f"the controller reads {observation_size} features but {task.describe()} gives "
+            f"{expected}; pass the env keywords it was trained with (--env-kwargs)"
+        )
+
+
+# --- one run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Trajectory:
+    """What one episode went through.
+
+    ``val_loss[i]`` is the validation loss after ``val_steps[i]`` SGD steps (step 0: at
+    reset); ``lr[i]`` is the rate of the SGD steps from ``lr_steps[i]`` to the next decision.
+    """
+
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr_steps: list[int] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    end_step: int = 0
+    best_val_loss: float = math.inf
+    diverged: bool = False
+
+
+def run_episode(env: gym.Env, policy: Any, seed: int) -> Trajectory:
+    """Run one episode of ``policy`` on ``env`` from ``reset(seed=seed)``.
+
+    ``policy`` has ``predict(obs, state, episode_start, deterministic)``; actions are
+    deterministic, a recurrent state is carried between decisions and ``episode_start`` is
+    True only at the first one. A policy with ``lr_at(sgd_step, total_steps)`` (a
+    :class:`agents.baselines.SchedulePolicy`) has its rate set exactly with
+    ``env.unwrapped.set_lr`` before every step, which then runs with action 0.
+    """
+    unwrapped = env.unwrapped
+    total_steps = unwrapped.total_steps
+    lr_at = getattr(policy, "lr_at", None)
+    options = None if lr_at is None else {"initial_lr": lr_at(0, total_steps)}
+    obs, info = env.reset(seed=seed, options=options)
+    trajectory = Trajectory(val_steps=[info["sgd_step"]], val_loss=[info["val_loss"]])
+    state = None
+    episode_start = np.ones((1,), dtype=bool)
+    while True:
+        action, state = policy.predict(
+            obs, state=state, episode_start=episode_start, deterministic=True
+        )
+        episode_start = np.zeros((1,), dtype=bool)
+        start = info["sgd_step"]
+        if lr_at is not None:
+            unwrapped.set_lr(lr_at(start, total_steps))
+        obs, _, terminated, truncated, info = env.step(action)
+        trajectory.lr_steps.append(start)
+        trajectory.lr.append(info["lr"])
+        if info["diverged"]:
+            trajectory.diverged = True
+        else:
+            trajectory.val_steps.append(info["sgd_step"])
+            trajectory.val_loss.append(info["val_loss"])
+        if terminated or truncated:
+            break
+    trajectory.end_step = int(info["sgd_step"])
+    trajectory.best_val_loss = float(info["best_val_loss"])
+    return trajectory
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run to do: a method on a task with a seed.
+
+    ``schedule`` (a :func:`agents.baselines.schedule_to_dict`) for a baseline, ``controller``
+    (a path to controller.zip) for the controller. ``test`` tests the best-validation
+    checkpoint once; selection jobs have ``test=False`` and never touch the test split.
+    """
+
+    method: str
+    task: Task
+    seed: int
+    schedule: Mapping[str, Any] | None = None
+    controller: str | None = None
+    test: bool = True
+
+
+@dataclass
+class RunResult:
+    """The outcome of one :class:`Job`."""
+
+    method: str
+    seed: int
+    best_val_loss: float
+    test_loss: float | None
+    test_accuracy: float | None
+    diverged: bool
+    schedule: dict[str, Any] | None
+    trajectory: Trajectory
+
+    def record(self) -> dict[str, Any]:
+        """The flat JSON object of results.json's ``"runs"`` (no trajectory)."""
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "best_val_loss": self.best_val_loss,
+            "diverged": self.diverged,
+            "schedule": self.schedule,
+        }
+
+
+class _Cache:
+    """Envs and controllers of one process, made once and reused across jobs."""
+
+    def __init__(self) -> None:
+        self.envs: dict[tuple[str, bool], gym.Env] = {}
+        self.controllers: dict[str, Any] = {}
+
+    def env(self, task: Task, keep_best: bool) -> gym.Env:
+        key = (json.dumps(task.to_dict(), sort_keys=True, default=list), keep_best)
+        if key not in self.envs:
+            self.envs[key] = task.make(keep_best)
+        return self.envs[key]
+
+    def controller(self, path: str) -> Any:
+        if path not in self.controllers:
+            from agents.controller import Controller  # SB3 only where a controller runs
+
+            self.controllers[path] = Controller.load(path)
+        return self.controllers[path]
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+        self.envs.clear()
+
+
+def run_job(job: Job, cache: _Cache | None = None) -> RunResult:
+    """Do one :class:`Job` (in this process), reusing envs from ``cache`` when given."""
+    own_cache = cache is None
+    cache = _Cache() if cache is None else cache
+    try:
+        env = cache.env(job.task, keep_best=job.test)
+        if job.controller is not None:
+            policy = cache.controller(job.controller)
+            check_controller_fits(policy.observation_size, job.task)
+        else:
+            policy = SchedulePolicy(schedule_from_dict(job.schedule))
+        trajectory = run_episode(env, policy, job.seed)
+        tested = env.unwrapped.test_best() if job.test else {}
+    finally:
+        if own_cache:
+            cache.close()
+    return RunResult(
+        method=job.method,
+        seed=job.seed,
+        best_val_loss=trajectory.best_val_loss,
+        test_loss=tested.get("test_loss"),
+        test_accuracy=tested.get("test_accuracy"),
+        diverged=trajectory.diverged,
+        schedule=None if job.schedule is None else dict(job.schedule),
+        trajectory=trajectory,
+    )
+
+
+_WORKER_CACHE: _Cache | None = None
+
+
+def _init_worker(threads: int | None) -> None:
+    global _WORKER_CACHE
+    _WORKER_CACHE = _Cache()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _run_in_worker(job: Job) -> RunResult:
+    return run_job(job, _WORKER_CACHE)
+
+
+class Runner:
+    """Runs jobs in this process (``workers=1``) or over a pool of spawned processes.
+
+    Use as a context manager; the pool (and every worker's envs) lives until exit.
+
+    Args:
+        workers: processes; 1 runs everything here.
+        threads: torch threads per process (``None``: leave torch's default). One thread
+            per process is fastest on a shared CPU: with other jobs running, two threads
+            made a synthetic episode 6x slower than one (1.2 s against 0.2 s).
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, workers: int = 1, threads: int | None = None, progress: bool = True):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.threads = threads
+        self.progress = progress
+        self._pool: ProcessPoolExecutor | None = None
+        self._cache = _Cache()
+        self._saved_threads: int | None = None
+
+    def __enter__(self) -> Runner:
+        if self.workers == 1 and self.threads is not None:
+            import torch
+
+            self._saved_threads = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.threads,),
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._cache.close()
+        if self._saved_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._saved_threads)
+            self._saved_threads = None
+
+    def run(self, jobs: Sequence[Job], desc: str = "runs") -> list[RunResult]:
+        """Results in the order of ``jobs``; the first failure is raised."""
+        bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not self.progress)
+        try:
+            if self._pool is None:
+                results = []
+                for job in jobs:
+                    results.append(run_job(job, self._cache))
+                    bar.update()
+                return results
+            futures = {self._pool.submit(_run_in_worker, job): i for i, job in enumerate(jobs)}
+            results: list[RunResult | None] = [None] * len(jobs)
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()  # raises the worker's error
+                    bar.update()
+            return results  # type: ignore[return-value]
+        finally:
+            bar.close()
+
+
+# --- selection and evaluation --------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """The candidates of one baseline family, their validation scores and the winner."""
+
+    method: str
+    task: Task
+    seeds: list[int]
+    scores: list[dict[str, Any]]
+    best: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "method": self.method,
+            "task": self.task.to_dict(),
+            "seeds": self.seeds,
+            "chosen": self.best,
+            "scores": self.scores,
+        }
+
+
+def candidates(
+    step_decay: Mapping[str, Iterable[Any]] | None = None,
+    constant_lrs: Iterable[float] = (),
+    cosine_lrs: Iterable[float] = (),
+) -> dict[str, list[Schedule]]:
+    """The baseline families and their candidate schedules (empty families left out)."""
+    families: dict[str, list[Schedule]] = {
+        "step_decay": step_decay_grid(step_decay) if step_decay else [],
+        "cosine": [Cosine(float(lr)) for lr in cosine_lrs],
+        "constant": [Constant(float(lr)) for lr in constant_lrs],
+    }
+    return {method: schedules for method, schedules in families.items() if schedules}
+
+
+def select_baselines(
+    runner: Runner,
+    families: Mapping[str, Sequence[Schedule]],
+    task: Task,
+    seeds: Sequence[int],
+) -> dict[str, Selection]:
+    """Score every candidate by its best validation loss (mean over ``seeds``); keep the best.
+
+    All candidates run as one batch of jobs with ``test=False``: nothing reads the test
+    split. Ties go to the earlier candidate.
+    """
+    jobs = [
+        Job(method, task, seed, schedule=schedule_to_dict(schedule), test=False)
+        for method, schedules in families.items()
+        for schedule in schedules
+        for seed in seeds
+    ]
+    results = iter(runner.run(jobs, desc="selection (validation)"))
+    selections = {}
+    for method, schedules in families.items():
+        scores = []
+        for schedule in schedules:
+            runs = [next(results) for _ in seeds]
+            per_seed = [r.best_val_loss for r in runs]
+            scores.append(
+                {
+                    "schedule": schedule_to_dict(schedule),
+                    "description": schedule.describe(),
+                    "best_val_loss": float(np.mean(per_seed)),
+                    "per_seed": per_seed,
+                    "diverged": [r.diverged for r in runs],
+                }
+            )
+        best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])
+        selections[method] = Selection(method, task, list(seeds), scores, scores[best]["schedule"])
+    return selections
+
+
+@dataclass(frozen=True)
+class TTest:
+    """An independent two-sample Student's t-test (equal variances, two-sided)."""
+
+    statistic: float
+    pvalue: float
+    df: int
+
+    @property
+    def significant(self) -> bool:
+        """p < 0.05."""
+        return self.pvalue < SIGNIFICANCE
+
+
+def t_test(a: Sequence[float], b: Sequence[float]) -> TTest:
+    """Student's two-sample t-test of ``a`` against ``b`` (``scipy.stats.ttest_ind``).
+
+    ``t = (mean(a) - mean(b)) / sqrt(s2 * (1/na + 1/nb))`` with the pooled variance
+    ``s2 = ((na-1) var(a) + (nb-1) var(b)) / (na + nb - 2)``, ``df = na + nb - 2``, and the
+    two-sided p-value. When a sample has no spread at all (ten runs that all end at the
+    same accuracy, say) the same formula is computed here, because scipy would warn about
+    precision loss: two such samples give p = 1 for equal means and p = 0 otherwise. Fewer
+    than two values in a sample give NaN (no test is possible).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    df = len(a) + len(b) - 2
+    if len(a) < 2 or len(b) < 2:
+        return TTest(math.nan, math.nan, df)
+    if np.ptp(a) > 0 and np.ptp(b) > 0:
+        result = stats.ttest_ind(a, b, equal_var=True)
+        return TTest(float(result.statistic), float(result.pvalue), df)
+    diff = float(a.mean() - b.mean())
+    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / df
+    if pooled == 0:
+        return TTest(math.copysign(math.inf, diff) if diff else 0.0, 0.0 if diff else 1.0, df)
+    t = diff / math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    return TTest(t, float(2 * stats.t.sf(abs(t), df)), df)
+
+
+def summarize(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
+    """Per method: runs, mean and sample std (n - 1) of test loss and accuracy, divergences."""
+    summary = {}
+    for method in _methods_in(results):
+        runs = [r for r in results if r.method == method]
+        entry: dict[str, float] = {"runs": len(runs), "diverged": sum(r.diverged for r in runs)}
+        for key in ("test_loss", "test_accuracy", "best_val_loss"):
+            values = np.array([getattr(r, key) for r in runs], dtype=np.float64)
+            entry[f"{key}_mean"] = float(values.mean())
+            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        summary[method] = entry
+    return summary
+
+
+def compare_methods(
+    results: Sequence[RunResult], reference: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """t-tests of ``reference`` against every other method, on test loss and accuracy."""
+    by_method = {m: [r for r in results if r.method == m] for m in _methods_in(results)}
+    tests = {}
+    for method, runs in by_method.items():
+        if method == reference:
+            continue
+        tests[method] = {}
+        for key in ("test_loss", "test_accuracy"):
+            test = t_test(
+                [getattr(r, key) for r in by_method[reference]], [getattr(r, key) for r in runs]
+            )
+            tests[method][key] = {"t": test.statistic, "p": test.pvalue, "df": test.df}
+    return tests
+
+
+@dataclass
+class Comparison:
+    """Everything evaluate.py reports: settings, selections, runs and statistics."""
+
+    config: dict[str, Any]
+    task: Task
+    baseline_task: Task
+    controller_task: Task | None
+    selections: dict[str, Selection]
+    results: list[RunResult]
+    summary: dict[str, dict[str, float]] = field(init=False)
+    reference: str = field(init=False)
+    p_values: dict[str, dict[str, dict[str, float]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summary = summarize(self.results)
+        methods = _methods_in(self.results)
+        self.reference = "controller" if "controller" in methods else methods[0]
+        self.p_values = compare_methods(self.results, self.reference)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of results.json."""
+        return _finite_or_none(
+            {
+                "runs": [r.record() for r in self.results],
+                "summary": self.summary,
+                "reference": self.reference,
+                "p_values": self.p_values,
+                "significance": SIGNIFICANCE,
+                "chosen": {m: s.best for m, s in self.selections.items()},
+                "selection": {m: s.to_dict() for m, s in self.selections.items()},
+                "task": self.task.to_dict(),
+                "baseline_task": self.baseline_task.to_dict(),
+                "controller_task": None
+                if self.controller_task is None
+                else self.controller_task.to_dict(),
+                "config": self.config,
+            }
+        )
+
+
+def evaluate_methods(
+    runner: Runner,
+    task: Task,
+    seeds: Sequence[int],
+    chosen: Mapping[str, Mapping[str, Any]],
+    controller: str | None = None,
+) -> list[RunResult]:
+    """Run the controller (if given) and each chosen schedule on ``seeds``; test each run once."""
+    jobs = [Job("controller", task, seed, controller=controller) for seed in seeds if controller]
+    jobs += [
+        Job(method, task, seed, schedule=schedule)
+        for method, schedule in chosen.items()
+        for seed in seeds
+    ]
+    return runner.run(jobs, desc="evaluation (tested once)")
+
+
+def run_comparison(
+    runner: Runner,
+    task: Task,
+    baseline_task: Task,
+    families: Mapping[str, Sequence[Schedule]],
+    runs: int,
+    seed: int = 0,
+    grid_seeds: int = 1,
+    controller: str | None = None,
+    controller_task: Task | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Comparison:
+    """Select the baselines on ``baseline_task`` (validation), then evaluate on ``task``."""
+    if runs < 1 or grid_seeds < 1:
+        raise ValueError(f"runs and grid_seeds must be >= 1, got {runs} and {grid_seeds}")
+    if controller is None and not families:
+        raise ValueError("nothing to evaluate: give a controller or at least one baseline")
+    selection_seeds = [SELECTION_SEED_OFFSET + seed + j for j in range(grid_seeds)]
+    selections = select_baselines(runner, families, baseline_task, selection_seeds)
+    chosen = {method: s.best for method, s in selections.items()}
+    seeds = [seed + i for i in range(runs)]
+    results = evaluate_methods(runner, task, seeds, chosen, controller)
+    return Comparison(
+        config=dict(config or {}),
+        task=task,
+        baseline_task=baseline_task,
+        controller_task=controller_task,
+        selections=selections,
+        results=results,
+    )
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:
+    """Write results.json, results.md, trajectories.json and the figures into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "results.md", out / "trajectories.json"]
+    paths[0].write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+    paths[1].write_text(results_markdown(comparison))
+    trajectories = [
+        {"method": r.method, "seed": r.seed, **asdict(r.trajectory)} for r in comparison.results
+    ]
+    paths[2].write_text(json.dumps(_finite_or_none(trajectories)) + "\n")
+    paths.append(plot_validation_loss(comparison, out / "val_loss.png"))
+    paths.append(plot_lr_schedules(comparison, out / "lr_schedule.png"))
+    return paths
+
+
+def _mean_std(entry: Mapping[str, float], key: str) -> str:
+    mean, std = entry[f"{key}_mean"], entry[f"{key}_std"]
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    text = f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
+    return text + ("*" if value < SIGNIFICANCE else "")
+
+
+def _schedule_text(comparison: Comparison, method: str) -> str:
+    if method == "controller":
+        return "PPO controller, deterministic actions"
+    return schedule_from_dict(comparison.selections[method].best).describe()
+
+
+def results_markdown(comparison: Comparison) -> str:
+    """results.md: the paper's Table 1 / Table 2 row and the per-method table with p-values."""
+    c = comparison
+    s = c.summary
+    ref = c.reference
+    seeds = sorted({r.seed for r in c.results})
+    transfer = not c.baseline_task.same_task_as(c.task)
+    lines = [
+        f"# Evaluation on {c.task.env_id}",
+        "",
+        f"- **Evaluation task:** `{c.task.describe()}`.",
+    ]
+    if "controller" in s:
+        trained = "unknown (not saved with the controller)"
+        if c.controller_task is not None:
+            same = c.controller_task.same_task_as(c.task)
+            trained = f"`{c.controller_task.describe()}`" + (
+                " (the evaluation task)" if same else " (transfer)"
+            )
+        lines.append(f"- **Controller tuned (trained) on:** {trained}.")
+    if c.selections:
+        where = f"`{c.baseline_task.describe()}`" + (
+            " (transfer: chosen there, re-run here)" if transfer else " (the evaluation task)"
+        )
+        lines.append(f"- **Baselines tuned on:** {where}, by best validation loss only.")
+    lines += [
+        f"- **Runs:** {len(seeds)} per method on seeds {seeds[0]}-{seeds[-1]}, the same for "
+        "every method; each run's best-validation checkpoint is tested once.",
+        "",
+    ]
+
+    if "controller" in s and "step_decay" in s:
+        p = c.p_values["step_decay"]
+        base, ours = s["step_decay"], s["controller"]
+
+        def mark(key: str) -> str:
+            return "*" if p[key]["p"] < SIGNIFICANCE else ""
+
+        lines += [
+            "## Paper format (Table 2)" if transfer else "## Paper format (Table 1)",
+            "",
+            "Test loss / accuracy, mean over runs; `*` the learned controller differs from "
+            "the step-decay baseline at p < 0.05.",
+            "",
+            "| task | step-decay baseline | learned |",
+            "| --- | --- | --- |",
+            f"| {c.task.describe()} | {base['test_loss_mean']:.4f} / "
+            f"{base['test_accuracy_mean']:.4f} | {ours['test_loss_mean']:.4f}"
+            f"{mark('test_loss')} / {ours['test_accuracy_mean']:.4f}{mark('test_accuracy')} |",
+            "",
+            verdict(c),
+            "",
+        ]
+
+    lines += [
+        "## All methods",
+        "",
+        f"Test loss and accuracy, mean ± sample std over runs; p: two-sided Student's t-test "
+        f"against the {METHOD_LABELS[ref]} (`*` p < 0.05).",
+        "",
+        "| method | schedule | tuned on | runs | test loss | test accuracy | p (loss) | "
+        "p (accuracy) | diverged |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for method in _ordered(s):
+        entry = s[method]
+        if method == "controller":
+            tuned = c.controller_task.env_id if c.controller_task else "?"
+        else:
+            tuned = c.baseline_task.env_id
+        pv = c.p_values.get(method)
+        p_loss = "—" if pv is None else _p(pv["test_loss"]["p"])
+        p_acc = "—" if pv is None else _p(pv["test_accuracy"]["p"])
+        lines.append(
+            f"| {METHOD_LABELS[method]} | {_schedule_text(c, method)} | {tuned} | "
+            f"{entry['runs']} | {_mean_std(entry, 'test_loss')} | "
+            f"{_mean_std(entry, 'test_accuracy')} | {p_loss} | {p_acc} | {entry['diverged']} |"
+        )
+
+    if c.selections:
+        lines += [
+            "",
+            "## Baseline selection (validation only)",
+            "",
+            f"On `{c.baseline_task.describe()}`, seeds "
+            f"{', '.join(map(str, next(iter(c.selections.values())).seeds))}; score: best "
+            "validation loss of the run (mean over seeds). All scores are in results.json.",
+            "",
+            "| family | candidates | chosen | its best validation loss | runner-up |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for method, sel in c.selections.items():
+            ranked = sorted(sel.scores, key=lambda x: x["best_val_loss"])
+            runner_up = (
+                f"{ranked[1]['description']} ({ranked[1]['best_val_loss']:.4f})"
+                if len(ranked) > 1
+                else "—"
+            )
+            lines.append(
+                f"| {METHOD_LABELS[method]} | {len(sel.scores)} | {ranked[0]['description']} | "
+                f"{ranked[0]['best_val_loss']:.4f} | {runner_up} |"
+            )
+    lines += [
+        "",
+        "Figures: `val_loss.png` (validation loss over SGD steps, mean ± std over runs), "
+        "`lr_schedule.png` (learning rates over SGD steps).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def verdict(comparison: Comparison) -> str:
+    """One honest sentence on the controller against the step-decay baseline."""
+    s, p = comparison.summary, comparison.p_values["step_decay"]["test_loss"]["p"]
+    diff = s["controller"]["test_loss_mean"] - s["step_decay"]["test_loss_mean"]
+    direction = "lower (better)" if diff < 0 else "higher (worse)"
+    if math.isnan(p):
+        judged = "no t-test is possible with fewer than two runs"
+    elif p < SIGNIFICANCE:
+        judged = f"significant at p < {SIGNIFICANCE} (p = {p:.4f})"
+    else:
+        judged = f"not significant (p = {p:.4f})"
+    return (
+        f"The learned controller's mean test loss is {abs(diff):.4f} {direction} than the "
+        f"best step-decay schedule's; {judged}."
+    )
+
+
+_COLORS = {"controller": "C3", "step_decay": "C0", "cosine": "C2", "constant": "C7"}
+
+
+def _curves(runs: Sequence[RunResult], steps_key: str, values_key: str):
+    """Common x, and a (runs, x) array of values with NaN where a run has none."""
+    xs = sorted({x for r in runs for x in getattr(r.trajectory, steps_key)})
+    index = {x: i for i, x in enumerate(xs)}
+    values = np.full((len(runs), len(xs)), np.nan)
+    for row, r in enumerate(runs):
+        steps, values_of = getattr(r.trajectory, steps_key), getattr(r.trajectory, values_key)
+        for x, v in zip(steps, values_of, strict=True):
+            values[row, index[x]] = v
+    return np.array(xs), values
+
+
+def _nan_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std over the finite entries (NaN where a column has none)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    filled = np.where(finite, values, 0.0)
+    some = count > 0  # NaN where no run is left (all diverged before)
+    mean = np.divide(filled.sum(axis=0), count, out=np.full(count.shape, np.nan), where=some)
+    squares = (np.where(finite, values - mean, 0.0) ** 2).sum(axis=0)
+    var = np.divide(squares, count, out=np.full(count.shape, np.nan), where=some)
+    return mean, np.sqrt(var)
+
+
+def _figure(width: float = 7.0, height: float = 4.5):
+    from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend
+
+    fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
+    return fig, fig.subplots()
+
+
+def _log_y(ax: Any) -> None:
+    """A log y axis labelled with plain numbers (0.3, 0.5, 1) rather than powers of ten."""
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter(useOffset=False))
+    ax.yaxis.get_minor_formatter().set_scientific(False)
+    ax.tick_params(axis="y", which="minor", labelleft=False)
+
+
+def _legend_label(comparison: Comparison, method: str) -> str:
+    if method == "controller":
+        return METHOD_LABELS[method]
+    return f"{METHOD_LABELS[method]} ({_schedule_text(comparison, method)})"
+
+
+def plot_validation_loss(comparison: Comparison, path: str | os.PathLike) -> Path:
+    """Validation loss (log scale) over SGD steps: mean line and ± std band per method."""
+    fig, ax = _figure()
+    for method in _ordered(comparison.summary):
+        runs = [r for r in comparison.results if r.method == method]
+        xs, values = _curves(runs, "val_steps", "val_loss")
+        mean, std = _nan_mean_std(values)
+        color = _COLORS[method]
+        ax.plot(xs, mean, color=color, lw=2, label=_legend_label(comparison, method))
+        low = np.maximum(mean - std, mean * 0.5)  # keep the band positive on a log axis
+        ax.fill_between(xs, low, mean + std, color=color, alpha=0.2, lw=0)
+    _log_y(ax)
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("validation loss (log scale)")
+    n = len({r.seed for r in comparison.results})
+    ax.set_title(f"Validation loss on {comparison.task.env_id}: mean ± std over {n} runs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.savefig(path)
+    return Path(path)
+
+
+def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
+    """Learning rate (log scale) over SGD steps: every controller run and each baseline."""
+    fig, ax = _figure()
+    for method in _ordered(comparison.summary):
+        runs = [r for r in comparison.results if r.method == method]
+        color = _COLORS[method]
+        if method == "controller":
+            for i, r in enumerate(runs):
+                steps, lrs = _step_line(r.trajectory)
+                label = f"{METHOD_LABELS[method]} ({len(runs)} runs)" if i == 0 else None
+                ax.plot(steps, lrs, color=color, lw=1, alpha=0.6, label=label)
+        else:  # a fixed schedule: every run has the same rates
+            steps, lrs = _step_line(runs[0].trajectory)
+            ax.plot(steps, lrs, color=color, lw=2, ls="--", label=_legend_label(comparison, method))
+    ax.set_yscale("log")
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("learning rate (log scale)")
+    ax.set_title(f"Learning-rate schedules on {comparison.task.env_id}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.savefig(path)
+    return Path(path)
+
+
+def _step_line(trajectory: Trajectory) -> tuple[list[int], list[float]]:
+    """A piecewise-constant line: each rate drawn over its chunk of SGD steps."""
+    steps, lrs = [], []
+    ends = [*trajectory.lr_steps[1:], trajectory.end_step]
+    for start, end, lr in zip(trajectory.lr_steps, ends, trajectory.lr, strict=True):
+        steps += [start, end]
+        lrs += [lr, lr]
+    return steps, lrs
+
+
+def _methods_in(results: Iterable[RunResult]) -> list[str]:
+    present = {r.method for r in results}
+    return [m for m in METHODS if m in present]
+
+
+def _ordered(summary: Mapping[str, Any]) -> list[str]:
+    return [m for m in METHODS if m in summary]
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None: strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value

@@ -1,0 +1,176 @@
+"""Compare a learned learning-rate controller with tuned baseline schedules.
+
+    python evaluate.py --controller runs/ctrl/controller.zip --env-id lrenv/FashionMNIST-CNN-v0 \\
+        --runs 10 --out runs/eval [--preset cpu]
+
+Baselines (the paper's 48 step-decay schedules, constant and cosine rates) are chosen on
+validation loss only, on the task the controller was trained on; the winners and the
+controller then train ``--runs`` times on the same seeds, and each run's best-validation
+checkpoint is tested once. Writes results.json, results.md (the paper's table with
+t-test p-values), trajectories.json, val_loss.png and lr_schedule.png into ``--out``.
+Without ``--controller`` only the baselines are compared. See agents/evaluation.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.cli import add_dataclass_arguments
+from agents.evaluation import (
+    BASELINES,
+    Runner,
+    candidates,
+    check_controller_fits,
+    resolve_tasks,
+    run_comparison,
+    write_report,
+)
+from lrenv.presets import DEFAULT_PRESET, PRESETS, get_preset
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass
+class Args:
+    """evaluate.py's flags; each field's docstring is its ``--help``."""
+
+    controller: str | None = None
+    """controller.zip written by train.py; without it, only the baselines are compared."""
+    env_id: str | None = None
+    """Task to evaluate on (default: the controller's training env, else the preset's)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keywords for gym.make as a JSON object, merged over the preset's env_kwargs."""
+    preset: str | None = None
+    """Named settings: cpu, paper or smoke (default: the controller's preset, else cpu)."""
+    runs: int | None = None
+    """Evaluation runs per method, on seeds seed..seed+runs-1 (default: the preset's, 10)."""
+    out: str | None = None
+    """Output folder (default: runs/eval__ENV__PRESET__SEED__TIME)."""
+    baseline_from: str | None = None
+    """Env id to choose the baselines on, for transfer (default: the controller's training env)."""
+    baseline_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keywords of the baseline-selection task as JSON, merged over the evaluation ones."""
+    baselines: str = ",".join(BASELINES)
+    """Comma-separated baseline families: step_decay, cosine, constant; or none."""
+    grid_seeds: int = 1
+    """Seeds per candidate schedule in the validation-only selection (the paper: 1)."""
+    seed: int = 0
+    """First evaluation seed; selection runs use seeds 1_000_000 + seed + j."""
+    workers: int = field(default_factory=_cores)
+    """Worker processes, each with its own envs (default: the core count); 1 runs here."""
+    threads: int = 1
+    """Torch threads per worker process (one is fastest on a shared CPU)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse the command line into :class:`Args`; the field docstrings are the help texts."""
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets:\n"
+        + "\n".join(f"  {name}: {preset.summary}" for name, preset in PRESETS.items()),
+    )
+    add_dataclass_arguments(parser, Args)
+    return Args(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Run the comparison and write the report; return the output folder."""
+    args = parse_args(argv)
+    started = time.time()
+
+    controller_config: dict[str, Any] = {}
+    if args.controller:
+        from agents.controller import Controller, ControllerFileError
+
+        try:
+            controller = Controller.load(args.controller)
+        except ControllerFileError as err:
+            raise SystemExit(str(err)) from err
+        controller_config = controller.config
+    preset_name = args.preset or controller_config.get("preset") or DEFAULT_PRESET
+    if preset_name not in PRESETS:
+        raise SystemExit(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    preset = get_preset(preset_name)
+    settings = preset.evaluation
+    runs = args.runs if args.runs is not None else settings.runs
+
+    task, baseline_task, controller_task = resolve_tasks(
+        preset.env_id,
+        preset.env_kwargs,
+        controller_config,
+        env_id=args.env_id,
+        env_kwargs=args.env_kwargs,
+        baseline_from=args.baseline_from,
+        baseline_env_kwargs=args.baseline_env_kwargs,
+    )
+    if args.controller:
+        try:
+            check_controller_fits(controller.observation_size, task)
+        except ValueError as err:
+            raise SystemExit(str(err)) from err
+        del controller  # each worker loads its own copy
+
+    wanted = [b for b in args.baselines.split(",") if b and b != "none"]
+    unknown = set(wanted) - set(BASELINES)
+    if unknown:
+        raise SystemExit(f"unknown baselines {sorted(unknown)}; choose from {', '.join(BASELINES)}")
+    families = candidates(
+        settings.step_decay_grid if "step_decay" in wanted else None,
+        settings.constant_lrs if "constant" in wanted else (),
+        settings.cosine_lrs if "cosine" in wanted else (),
+    )
+
+    out = Path(
+        args.out
+        or f"runs/eval__{task.env_id.split('/')[-1]}__{preset.name}__{args.seed}__{int(started)}"
+    )
+    threads = args.threads
+    config = {
+        **dataclasses.asdict(args),
+        "preset": preset.name,
+        "runs": runs,
+        "threads": threads,
+        "evaluation_settings": {
+            "step_decay_grid": {k: list(v) for k, v in settings.step_decay_grid.items()},
+            "constant_lrs": list(settings.constant_lrs),
+            "cosine_lrs": list(settings.cosine_lrs),
+        },
+        "controller_config": controller_config,
+        "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
+    }
+    print(f"evaluating on {task.describe()}; baselines chosen on {baseline_task.describe()}")
+    with Runner(args.workers, threads=threads, progress=args.progress) as runner:
+        comparison = run_comparison(
+            runner,
+            task,
+            baseline_task,
+            families,
+            runs=runs,
+            seed=args.seed,
+            grid_seeds=args.grid_seeds,
+            controller=str(Path(args.controller).resolve()) if args.controller else None,
+            controller_task=controller_task,
+            config=config,
+        )
+    comparison.config["wall_seconds"] = round(time.time() - started, 1)
+    write_report(comparison, out)
+    print((out / "results.md").read_text())
+    print(f"wrote {out} in {comparison.config['wall_seconds']:.0f} s")
+    return out
+
+
+if __name__ == "__main__":
+    main()

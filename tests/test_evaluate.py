@@ -1,0 +1,325 @@
+"""Baselines, validation-only selection, statistics and the report of evaluate.py.
+
+Everything runs on ``lrenv/Synthetic-v0`` cut to a few decisions, in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import evaluate
+import lrenv.env
+from agents.baselines import (
+    Constant,
+    Cosine,
+    SchedulePolicy,
+    StepDecay,
+    schedule_from_dict,
+    schedule_to_dict,
+    step_decay_grid,
+)
+from agents.evaluation import (
+    SELECTION_SEED_OFFSET,
+    Job,
+    Runner,
+    Task,
+    candidates,
+    resolve_tasks,
+    run_episode,
+    select_baselines,
+    t_test,
+)
+from lrenv.data import Split, load_dataset
+from lrenv.presets import PAPER_STEP_DECAY_GRID
+from lrenv.trainee import Trainee
+
+SHORT = {"total_steps": 40, "device": "cpu"}  # 4 decisions of 10 SGD steps
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One thread, as evaluate.py's workers use: much faster on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        # step 0, 10, 20, 30, 40, 50 of a 60-step episode
+        (StepDecay(0.1, every=20, factor=0.5), [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]),
+        (StepDecay(0.1, every=25, factor=0.5), [0.1, 0.1, 0.1, 0.05, 0.05, 0.025]),
+        (Constant(0.03), [0.03] * 6),
+        (Cosine(0.2), [0.2, 0.2 * (1 + math.sqrt(3) / 2) / 2, 0.15, 0.1, 0.05, 0.2 * 0.0669873]),
+    ],
+)
+def test_schedules_at_decision_boundaries(schedule, expected):
+    got = [schedule.lr_at(step, 60) for step in range(0, 60, 10)]
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert schedule_from_dict(json.loads(json.dumps(schedule_to_dict(schedule)))) == schedule
+
+
+def test_paper_grid_has_48_schedules():
+    grid = step_decay_grid(PAPER_STEP_DECAY_GRID)
+    assert len(grid) == len(set(grid)) == 48
+    assert {s.initial_lr for s in grid} == {0.1, 0.01, 0.001, 0.0001}
+    assert {s.every for s in grid} == {10, 20, 50, 100}
+    assert {s.factor for s in grid} == {0.99, 0.9, 0.88}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        # decay every 25 steps lands on the first decision boundary at or after 25, 50, 75
+        (StepDecay(0.1, every=25, factor=0.5), [0.1] * 3 + [0.05] * 2 + [0.025] * 3 + [0.0125] * 2),
+        # below the env's lr_bounds (1e-6): still exactly as scheduled, never clipped
+        (StepDecay(1e-5, every=10, factor=0.1), [1e-5 * 0.1**k for k in range(10)]),
+        (Constant(2.0), [2.0] * 10),  # above lr_bounds too (this one diverges: ends early)
+    ],
+)
+def test_schedule_policy_sets_exactly_the_scheduled_rates(schedule, expected):
+    env = gym.make("lrenv/Synthetic-v0", total_steps=100, device="cpu")
+    seen = []
+    step = env.step
+
+    def recording_step(action):
+        assert np.all(np.asarray(action) == 0)  # the rate is never set through the action
+        result = step(action)
+        seen.append(result[4]["lr"])
+        return result
+
+    env.step = recording_step
+    trajectory = run_episode(env, SchedulePolicy(schedule), seed=0)
+    n = len(seen)
+    assert seen == expected[:n]  # exact equality: set_lr, not a clipped factor
+    assert trajectory.lr == seen
+    assert trajectory.lr_steps == list(range(0, 10 * n, 10))
+    assert n == 10 or trajectory.diverged
+    env.close()
+
+
+def test_policy_predict_matches_the_sb3_interface():
+    policy = SchedulePolicy(Constant(0.1))
+    action, state = policy.predict(np.zeros(7, np.float32), None, np.ones(1, bool), True)
+    assert action.shape == (1,) and action[0] == 0 and state is None
+    actions, _ = policy.predict(np.zeros((3, 7), np.float32))
+    assert actions.shape == (3, 1)
+
+
+class _SpyRecurrentPolicy:
+    """Records what the runner passes to ``predict`` and returns a counting state."""
+
+    is_recurrent = True
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        self.calls.append((state, bool(episode_start[0]), deterministic))
+        return np.array([0.5], np.float32), (0 if state is None else state + 1)
+
+
+def test_runner_carries_recurrent_state_and_marks_episode_start():
+    env = gym.make("lrenv/Synthetic-v0", **SHORT)
+    policy = _SpyRecurrentPolicy()
+    trajectory = run_episode(env, policy, seed=1)
+    states, starts, deterministic = zip(*policy.calls, strict=True)
+    assert states == (None, 0, 1, 2)
+    assert starts == (True, False, False, False)
+    assert all(deterministic)
+    initial = trajectory.lr[0] / 2**0.5  # the controller path goes through the action
+    assert trajectory.lr == pytest.approx([initial * 2 ** (0.5 * k) for k in range(1, 5)])
+    run_episode(env, policy, seed=1)  # a second episode starts afresh
+    assert policy.calls[4][:2] == (None, True)
+    env.close()
+
+
+def _garbage_test_split(monkeypatch):
+    """Make every new env's test split random noise with random labels."""
+    real = load_dataset("synthetic")
+    gen = torch.Generator().manual_seed(123)
+    garbage = Split(
+        torch.randn(real.test.images.shape, generator=gen) * 100,
+        torch.randint(real.num_classes, real.test.labels.shape, generator=gen),
+    )
+    fake = dataclasses.replace(real, test=garbage)
+    monkeypatch.setattr(lrenv.env, "load_dataset", lambda name, root=None: fake)
+
+
+def test_selection_never_reads_the_test_split(monkeypatch):
+    task = Task("lrenv/Synthetic-v0", SHORT)
+    families = candidates({"initial_lr": (0.1, 0.01), "every": (20,), "factor": (0.5,)}, (0.05,))
+    seeds = [SELECTION_SEED_OFFSET]
+    with Runner(1, progress=False) as runner:
+        clean = select_baselines(runner, families, task, seeds)
+        clean_eval = runner.run([Job("step_decay", task, 0, clean["step_decay"].best)])
+
+    tested = []
+    monkeypatch.setattr(Trainee, "test_best", lambda self: tested.append(1) or 1 / 0)
+    _garbage_test_split(monkeypatch)
+    with Runner(1, progress=False) as runner:
+        dirty = select_baselines(runner, families, task, seeds)
+    assert tested == []
+    for method in families:
+        assert dirty[method].scores == clean[method].scores
+        assert dirty[method].best == clean[method].best
+
+    # the garbage does reach evaluation runs (so the check above could have failed)
+    monkeypatch.undo()
+    _garbage_test_split(monkeypatch)
+    with Runner(1, progress=False) as runner:
+        dirty_eval = runner.run([Job("step_decay", task, 0, clean["step_decay"].best)])
+    assert dirty_eval[0].best_val_loss == clean_eval[0].best_val_loss
+    assert dirty_eval[0].test_loss != pytest.approx(clean_eval[0].test_loss, rel=0.1)
+
+
+def test_t_test_agrees_with_scipy_and_a_hand_computation():
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    # by hand: means 3 and 6, variances 2.5 and 10, pooled (4*2.5 + 4*10)/8 = 6.25,
+    # standard error sqrt(6.25 * (1/5 + 1/5)) = sqrt(2.5), t = -3/sqrt(2.5), df = 8
+    result = t_test(a, b)
+    assert result.statistic == pytest.approx(-3 / math.sqrt(2.5), rel=1e-12)
+    assert result.df == 8
+    assert result.pvalue == pytest.approx(0.0944, abs=1e-4)  # a t table: t = 1.897, df = 8
+    assert result.pvalue == pytest.approx(2 * stats.t.sf(3 / math.sqrt(2.5), 8), rel=1e-12)
+    assert not result.significant
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0.40, 0.01, 10), rng.normal(0.39, 0.01, 10)
+    expected = stats.ttest_ind(x, y)
+    got = t_test(x, y)
+    assert (got.statistic, got.pvalue) == pytest.approx((expected.statistic, expected.pvalue))
+    assert got.significant == (expected.pvalue < 0.05)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "p"),
+    [
+        ([0.3], [0.2, 0.1], math.nan),
+        ([0.1, 0.1], [0.1, 0.1], 1.0),
+        ([0.1, 0.1], [0.2, 0.2], 0.0),
+        # one sample without spread: pooled variance (0 + 0.02) / 2, t = -0.1 / sqrt(0.01) = -1,
+        # df = 2, where the two-sided p is 1 - |t| / sqrt(t^2 + 2) in closed form
+        ([0.1, 0.1], [0.1, 0.3], 1 - 1 / math.sqrt(3)),
+    ],
+)
+def test_t_test_without_spread_or_samples(a, b, p):
+    assert t_test(a, b).pvalue == pytest.approx(p, nan_ok=True)
+
+
+def test_transfer_tasks_follow_the_controller_config():
+    preset_kwargs = {"device": "cpu", "total_steps": 40}
+    config = {
+        "env_id": "lrenv/CIFAR10-CNN-v0",
+        "env_kwargs": {"model": "mlp", "device": "cuda", "factor_base": 1.25},
+    }
+    task, baseline, trained = resolve_tasks(
+        "lrenv/Synthetic-v0", preset_kwargs, config, env_id="lrenv/FashionMNIST-CNN-v0"
+    )
+    assert task.env_id == "lrenv/FashionMNIST-CNN-v0"
+    assert task.env_kwargs["factor_base"] == 1.25  # the controller's action semantics
+    assert "model" not in task.env_kwargs  # but not its task
+    assert baseline.env_id == trained.env_id == "lrenv/CIFAR10-CNN-v0"
+    assert baseline.env_kwargs["model"] == "mlp" and baseline.env_kwargs["device"] == "cpu"
+    assert not baseline.same_task_as(task)
+
+    same, baseline, _ = resolve_tasks("lrenv/Synthetic-v0", preset_kwargs, {})
+    assert baseline is same
+    # an id with the same registered keywords is the same task
+    general = {"dataset": "synthetic", "model": "mlp", "batch_size": 64, "total_steps": 40}
+    assert Task("lrenv/LRSchedule-v0", general).same_task_as(same)
+
+
+@pytest.fixture
+def controller_zip(tmp_path):
+    """An untrained PPO saved the way train.py saves controllers, trained on a short task."""
+    from stable_baselines3 import PPO
+
+    env = gym.make("lrenv/Synthetic-v0", **SHORT)
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=8, seed=0, device="cpu")
+    model.lrenv_obs_normalization = {
+        "mean": np.zeros(7),
+        "var": np.ones(7),
+        "epsilon": 1e-8,
+        "clip": 10.0,
+    }
+    model.lrenv_config = {
+        "env_id": "lrenv/Synthetic-v0",
+        "env_kwargs": {"total_steps": 40},
+        "preset": "smoke",
+        "recurrent": False,
+    }
+    path = tmp_path / "controller.zip"
+    model.save(path)
+    env.close()
+    return path
+
+
+def test_evaluate_writes_results_and_figures_for_a_transferred_controller(tmp_path, controller_zip):
+    out = tmp_path / "eval"
+    evaluate.main(
+        [
+            "--controller",
+            str(controller_zip),
+            "--env-kwargs",
+            '{"batch_size": 32, "total_steps": 40}',  # another task: transfer
+            "--runs",
+            "2",
+            "--workers",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    runs = results["runs"]
+    methods = ("controller", "step_decay", "cosine", "constant")
+    assert sorted({r["method"] for r in runs}) == sorted(methods)
+    for method in methods:
+        mine = [r for r in runs if r["method"] == method]
+        assert [r["seed"] for r in mine] == [0, 1]
+        for r in mine:
+            assert set(r) >= {"method", "seed", "test_loss", "test_accuracy", "best_val_loss"}
+            assert math.isfinite(r["test_loss"]) and 0 <= r["test_accuracy"] <= 1
+    assert len(results["selection"]["step_decay"]["scores"]) == 8  # the smoke grid
+    chosen = results["chosen"]["step_decay"]
+    best = min(results["selection"]["step_decay"]["scores"], key=lambda s: s["best_val_loss"])
+    assert chosen == best["schedule"]
+    assert set(results["p_values"]) == {"step_decay", "cosine", "constant"}
+    assert results["baseline_task"]["env_kwargs"].get("batch_size") != 32
+    assert results["task"]["env_kwargs"]["batch_size"] == 32
+    assert results["config"]["preset"] == "smoke"  # taken from the controller
+
+    markdown = (out / "results.md").read_text()
+    assert "Paper format (Table 2)" in markdown
+    assert "Controller tuned (trained) on:** `lrenv/Synthetic-v0 (total_steps=40)` (transfer)" in (
+        markdown
+    )
+    assert "Baselines tuned on:** `lrenv/Synthetic-v0 (total_steps=40)` (transfer" in markdown
+    for name in ("val_loss.png", "lr_schedule.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / name).stat().st_size > 20_000
+    trajectories = json.loads((out / "trajectories.json").read_text())
+    assert len(trajectories) == len(runs)
+
+
+def test_worker_processes_give_the_same_runs_as_one_process():
+    task = Task("lrenv/Synthetic-v0", SHORT)
+    jobs = [Job("constant", task, seed, schedule_to_dict(Constant(0.05))) for seed in (0, 1)]
+    with Runner(1, progress=False) as runner:
+        here = runner.run(jobs)
+    with Runner(2, threads=1, progress=False) as runner:
+        there = runner.run(jobs)
+    assert [r.record() for r in there] == [r.record() for r in here]
+    assert here[0].test_loss != here[1].test_loss
