@@ -237,10 +237,8 @@ class LRScheduleEnv(gym.Env):
         """
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        a = _check_action(action)
-        lr = self.trainee.lr * self.factor_base**a
-        if a != 0.0:  # a = 0 keeps the rate exactly, even one set outside lr_bounds
-            lr = float(np.clip(lr, *self.lr_bounds))
+        a = check_action(action)
+        lr = scaled_lr(self.trainee.lr, a, self.factor_base, self.lr_bounds)
         self.trainee.set_lr(lr)
         return lr
 
@@ -340,7 +338,20 @@ class LRScheduleEnv(gym.Env):
         }
 
 
-def _check_action(action: Any) -> float:
+def scaled_lr(
+    lr: float, action: float, factor_base: float, lr_bounds: tuple[float, float]
+) -> float:
+    """The learning rate after an action: ``lr * factor_base ** action`` kept in ``lr_bounds``.
+
+    An action of exactly 0 keeps the rate as it is, even one set outside the bounds by
+    ``set_lr``. Shared with the drop-in scheduler so both map actions alike.
+    """
+    if action == 0.0:
+        return lr
+    return float(np.clip(lr * factor_base**action, *lr_bounds))
+
+
+def check_action(action: Any) -> float:
     """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one."""
     try:
         array = np.asarray(action, dtype=np.float64)
