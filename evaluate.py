@@ -79,8 +79,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets:\n"
-        + "\n".join(f"  {name}: {preset.summary}" for name, preset in PRESETS.items()),
+        epilog="presets (--preset):\n\n"
+        + "\n\n".join(preset.describe() for preset in PRESETS.values()),
     )
     add_dataclass_arguments(parser, Args)
     return Args(**vars(parser.parse_args(argv)))

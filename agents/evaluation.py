@@ -701,7 +701,11 @@ def _p(value: float) -> str:
 
 def _schedule_text(comparison: Comparison, method: str) -> str:
     if method == "controller":
-        return "PPO controller, deterministic actions"
+        saved = comparison.config.get("controller_config") or {}
+        kind = "RecurrentPPO, LSTM" if saved.get("recurrent") else "PPO, MLP"
+        episodes = saved.get("episodes_done", saved.get("episodes"))
+        trained = f", {episodes} training episodes" if episodes else ""
+        return f"learned ({kind}{trained}), deterministic actions"
     return schedule_from_dict(comparison.selections[method].best).describe()
 
 
