@@ -676,7 +676,7 @@ def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.md", out / "trajectories.json"]
-    paths[0].write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+    paths[0].write_text(json.dumps(comparison.to_dict(), indent=2, default=_jsonable) + "\n")
     paths[1].write_text(results_markdown(comparison))
     trajectories = [
         {"method": r.method, "seed": r.seed, **asdict(r.trajectory)} for r in comparison.results
@@ -952,6 +952,13 @@ def _methods_in(results: Iterable[RunResult]) -> list[str]:
 
 def _ordered(summary: Mapping[str, Any]) -> list[str]:
     return [m for m in METHODS if m in summary]
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays (e.g. in a saved controller's config) as plain JSON values."""
+    if isinstance(value, np.generic | np.ndarray):
+        return _finite_or_none(value.tolist())
+    return str(value)
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -323,3 +323,30 @@ def test_worker_processes_give_the_same_runs_as_one_process():
         there = runner.run(jobs)
     assert [r.record() for r in there] == [r.record() for r in here]
     assert here[0].test_loss != here[1].test_loss
+
+
+@pytest.mark.slow
+def test_cpu_preset_comparison_on_real_fashion_mnist(tmp_path):
+    out = tmp_path / "eval"
+    evaluate.main(
+        [
+            "--preset",
+            "cpu",
+            "--env-kwargs",
+            '{"total_steps": 200}',
+            "--baselines",
+            "step_decay,constant",
+            "--runs",
+            "3",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["selection"]["step_decay"]["scores"]) == 48
+    # plain SGD for 200 steps: the largest rates of the grid win on validation
+    assert results["chosen"]["step_decay"]["initial_lr"] == 0.1
+    for method in ("step_decay", "constant"):
+        assert results["summary"][method]["test_accuracy_mean"] > 0.75
+        assert results["summary"][method]["runs"] == 3
