@@ -1,0 +1,370 @@
+"""agents/scheduler.py: a trained controller as a drop-in LR scheduler, checked against the env."""
+
+from __future__ import annotations
+
+import zipfile
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from torch.utils.data import DataLoader, TensorDataset
+
+import train
+from agents.controller import Controller, ControllerFileError
+from agents.scheduler import LearnedLRScheduler, resolve_env_kwargs
+from lrenv.data import load_dataset
+from lrenv.env import scaled_lr
+from lrenv.models import MLP
+
+SEED = 3
+INITIAL_LR = 0.05
+# A controller trained for seconds barely moves the rate (actions ~0.01); its action head
+# is scaled up so that the schedule moves (actions ~0.1-0.8) and a decision taken at the
+# wrong step, or on the wrong features, shows in the learning rates.
+SHARPEN = 20.0
+RECURRENT_KWARGS = '{"progress_feature": true, "feature_transform": "log", "factor_base": 1.25}'
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: two threads on a busy two-core machine are many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def controller_paths(tmp_path_factory, one_thread):
+    """A PPO controller (raw features, factor 2) and a RecurrentPPO one (log features,
+    progress, factor 1.25), each trained for two synthetic episodes with train.py."""
+    root = tmp_path_factory.mktemp("controllers")
+    common = ["--preset", "smoke", "--episodes", "2", "--no-progress"]
+    common += ["--figure-every", "0", "--checkpoint-every", "0"]
+    ppo = train.main([*common, "--out", str(root / "ppo")])
+    recurrent = train.main(
+        [*common, "--out", str(root / "lstm"), "--recurrent", "--env-kwargs", RECURRENT_KWARGS]
+    )
+    return {"ppo": ppo / "controller.zip", "recurrent": recurrent / "controller.zip"}
+
+
+def load_sharpened(path) -> Controller:
+    controller = Controller.load(path)
+    with torch.no_grad():
+        controller.model.policy.action_net.weight.mul_(SHARPEN)
+    return controller
+
+
+@pytest.fixture(scope="module")
+def controllers(controller_paths):
+    return {kind: load_sharpened(path) for kind, path in controller_paths.items()}
+
+
+def make_env(controller: Controller) -> gym.Env:
+    """The controller's training env, at a fixed initial rate."""
+    config = controller.config
+    return gym.make(config["env_id"], **config["env_kwargs"], initial_lr=INITIAL_LR)
+
+
+def run_env(env: gym.Env, controller: Controller) -> tuple[np.ndarray, np.ndarray]:
+    """One episode: the observation at each decision, and the rate of every SGD step."""
+    obs, _ = env.reset(seed=SEED)
+    observations, rates = [], []
+    state, episode_start = None, np.ones((1,), dtype=bool)
+    while True:
+        observations.append(obs)
+        action, state = controller.predict(obs, state, episode_start, deterministic=True)
+        episode_start = np.zeros((1,), dtype=bool)
+        obs, _, terminated, truncated, info = env.step(action)
+        assert not info["diverged"]
+        rates += [info["lr"]] * env.unwrapped.steps_per_action
+        if terminated or truncated:
+            return np.array(observations), np.array(rates)
+
+
+def run_scheduler(
+    env: gym.Env, controller: Controller, start: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same trainee (weights, batch order, validation subset, from ``reset(seed)``)
+    trained in a plain loop with the scheduler: observations at decisions, the rate of every
+    step, and the step count at each decision."""
+    env.reset(seed=SEED)
+    trainee = env.unwrapped.trainee
+    model, optimizer = trainee.model, trainee.optimizer
+    total_steps = env.unwrapped.total_steps
+    scheduler = LearnedLRScheduler(
+        optimizer, controller, model=model, val_data=trainee.val_data, total_steps=total_steps
+    )
+    if start:
+        scheduler.start(trainee.peek_train_loss())
+    observations, rates, decided_at = [], [], []
+    seen = None
+    images, labels = trainee.train_data.images, trainee.train_data.labels
+    for step in range(total_steps):
+        if scheduler.last_observation is not seen:
+            seen = scheduler.last_observation
+            observations.append(seen)
+            decided_at.append(step)
+        batch = trainee.order.next()
+        model.train()
+        loss = F.cross_entropy(model(images[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step(loss)
+    return np.array(observations), np.array(rates), np.array(decided_at)
+
+
+@pytest.mark.parametrize("kind", ["ppo", "recurrent"])
+def test_scheduler_gives_the_env_trajectory(controllers, kind):
+    controller = controllers[kind]
+    assert controller.is_recurrent == (kind == "recurrent")
+    env = make_env(controller)
+    env_obs, env_rates = run_env(env, controller)
+    obs, rates, decided_at = run_scheduler(env, controller, start=True)
+    env.close()
+    every = env.unwrapped.steps_per_action
+    assert list(decided_at) == list(range(0, env.unwrapped.total_steps, every))
+    np.testing.assert_allclose(obs, env_obs, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(rates, env_rates, rtol=1e-9)
+    # the schedule moves, so a misaligned decision would have shown
+    assert rates.max() / rates.min() > 1.5
+
+
+def test_without_start_the_first_step_makes_the_first_decision(controllers):
+    controller = controllers["ppo"]
+    env = make_env(controller)
+    env_obs, env_rates = run_env(env, controller)
+    obs, rates, decided_at = run_scheduler(env, controller, start=False)
+    env.close()
+    every = env.unwrapped.steps_per_action
+    # the first step runs at the optimizer's rate; decisions then fall where the env's do
+    assert rates[0] == INITIAL_LR
+    assert list(decided_at) == [1, *range(every, env.unwrapped.total_steps, every)]
+    # the first decision sees the env's reset observation (the first batch's loss in
+    # train mode: the same for this MLP) and sets the env's first rate
+    np.testing.assert_allclose(obs[0], env_obs[0], rtol=1e-5)
+    np.testing.assert_allclose(rates[1:every], env_rates[1:every], rtol=1e-5)
+
+
+# ----- any optimizer, any classifier -----------------------------------------------------
+
+
+def synthetic_model(seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    data = load_dataset("synthetic")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MLP(int(np.prod(data.image_shape)), data.num_classes, hidden=32)
+    return model, (data.train.images, data.train.labels)
+
+
+def batches(n: int, size: int = 32, seed: int = 0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 2000, (size,), generator=generator) for _ in range(n)]
+
+
+def train_steps(model, optimizer, scheduler, train_data, indices) -> list[float]:
+    """Plain training steps; the first group's rate of each."""
+    rates = []
+    x, y = train_data
+    for idx in indices:
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step(loss)
+    return rates
+
+
+def two_groups(model: nn.Module, optimizer_class, lr: float) -> torch.optim.Optimizer:
+    head = model.net[-1]
+    body = [p for name, p in model.named_parameters() if not name.startswith("net.3.")]
+    return optimizer_class([{"params": body}, {"params": head.parameters(), "lr": lr / 10}], lr=lr)
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW])
+def test_every_group_follows_the_first_keeping_its_ratio(controllers, optimizer_class):
+    controller = controllers["ppo"]
+    model, train_data = synthetic_model()
+    optimizer = two_groups(model, optimizer_class, 0.01)
+    val = load_dataset("synthetic").val
+    scheduler = LearnedLRScheduler(
+        optimizer, controller, model=model, val_data=(val.images, val.labels), every=5
+    )
+    assert isinstance(scheduler, LRScheduler)
+    model.train()
+    model.net[2].eval()  # a submodule the user keeps in eval mode stays so
+    bounds = scheduler.settings["lr_bounds"]
+    order = batches(20)
+    x, y = train_data
+    scheduler.start(F.cross_entropy(model(x[order[0]]), y[order[0]]))
+    previous = 0.01
+    for step in range(0, 20, 5):  # a decision, then the chunk of 5 steps it rules
+        group0, group1 = (g["lr"] for g in optimizer.param_groups)
+        assert scheduler.last_action != 0.0
+        assert group0 == scaled_lr(previous, scheduler.last_action, 2.0, bounds)
+        assert group1 == pytest.approx(group0 / 10, rel=1e-12)
+        assert scheduler.get_last_lr() == [group0, group1]
+        previous = group0
+        rates = train_steps(model, optimizer, scheduler, train_data, order[step : step + 5])
+        assert rates == [group0] * 5
+    assert model.training and model.net[1].training and not model.net[2].training
+    assert scheduler.last_epoch == 20
+    assert tuple(scheduler.last_features) == scheduler.feature_names
+
+
+def test_state_dict_resumes_exactly(controllers, tmp_path):
+    """Stop mid-chunk, save everything with torch.save, resume in fresh objects: the same
+    rates and weights as an uninterrupted run (recurrent controller: LSTM state too)."""
+    controller = controllers["recurrent"]
+    val = load_dataset("synthetic").val.head(200)
+    indices = batches(45)
+
+    def fresh():
+        model, train_data = synthetic_model()
+        optimizer = two_groups(model, torch.optim.Adam, 0.01)
+        scheduler = LearnedLRScheduler(
+            optimizer, controller, model=model, val_data=val, total_steps=60
+        )
+        return model, optimizer, scheduler, train_data
+
+    uninterrupted, optimizer, scheduler, train_data = fresh()
+    straight = train_steps(uninterrupted, optimizer, scheduler, train_data, indices)
+
+    model, optimizer, scheduler, _ = fresh()
+    first = train_steps(model, optimizer, scheduler, train_data, indices[:23])
+    state = scheduler.state_dict()
+    assert state["lstm_state"] is not None and state["loss_count"] == 3
+    saved = tmp_path / "checkpoint.pt"
+    torch.save({"model": model.state_dict(), "opt": optimizer.state_dict(), "sched": state}, saved)
+    checkpoint = torch.load(saved, weights_only=True)
+    model, optimizer, scheduler, _ = fresh()
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["opt"])
+    scheduler.load_state_dict(checkpoint["sched"])
+    rest = train_steps(model, optimizer, scheduler, train_data, indices[23:])
+    assert first + rest == straight
+    assert len(set(straight)) > 3  # the schedule moved, after the interruption too
+    assert len(set(rest)) > 1
+    for a, b in zip(uninterrupted.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("val_form", ["tuple", "split", "numpy", "loader"], ids=lambda form: form)
+def test_validation_data_forms_give_the_same_features(controllers, val_form):
+    controller = controllers["ppo"]
+    val = load_dataset("synthetic").val.head(100)
+    forms = {
+        "tuple": (val.images, val.labels),
+        "split": val,
+        "numpy": (val.images.numpy(), val.labels.numpy()),
+        "loader": DataLoader(TensorDataset(val.images, val.labels), batch_size=30),
+    }
+    observations = []
+    for form in ("tuple", val_form):
+        model, _ = synthetic_model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        scheduler = LearnedLRScheduler(optimizer, controller, model=model, val_data=forms[form])
+        scheduler.start(2.3)
+        observations.append(scheduler.last_observation)
+    np.testing.assert_array_equal(observations[0], observations[1])
+
+
+def test_a_named_layer_that_is_not_linear(controllers):
+    controller = controllers["ppo"]
+    val = load_dataset("synthetic").val.head(50)
+    model = nn.Sequential(nn.Conv2d(1, 10, 16), nn.Flatten())  # (N, 10) logits, no Linear
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=r"no nn\.Linear.*feature_layer"):
+        LearnedLRScheduler(optimizer, controller, model=model, val_data=val)
+    with pytest.raises(ValueError, match="not a submodule"):
+        LearnedLRScheduler(optimizer, controller, model=model, val_data=val, feature_layer="9")
+    scheduler = LearnedLRScheduler(
+        optimizer, controller, model=model, val_data=val, feature_layer="0"
+    )
+    scheduler.start(2.3)
+    weight = model[0].weight.detach().double()
+    features = scheduler.last_features
+    assert features["weight_mean"] == pytest.approx(weight.mean().item(), rel=1e-5)
+    assert features["weight_var"] == pytest.approx(weight.var(unbiased=False).item(), rel=1e-5)
+
+
+# ----- clear errors ----------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_controller(tmp_path):
+    model, _ = synthetic_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    val = load_dataset("synthetic").val.head(50)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a controller")
+    other_zip = tmp_path / "other.zip"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    for path in (tmp_path / "missing.zip", text, other_zip):
+        with pytest.raises(ControllerFileError):
+            LearnedLRScheduler(optimizer, path, model=model, val_data=val)
+
+
+@pytest.mark.parametrize(
+    ("make_val", "message"),
+    [
+        (lambda v: (v.images, v.labels[:, None]), "1-D tensor of class indices"),
+        (lambda v: (v.images, v.labels.float()), "class indices"),
+        (lambda v: (v.images, v.labels[:-1]), "inputs but"),
+        (lambda v: (v.images[:1], v.labels[:1]), "at least 2"),
+        (lambda v: (v.images[:, :, :8], v.labels), "could not run"),
+        (lambda v: (v.images, v.labels + 10), "logits"),
+        (lambda v: v.images, "must be"),
+    ],
+    ids=["2d-labels", "float-labels", "lengths", "one-example", "image-size", "classes", "x-only"],
+)
+def test_validation_data_of_the_wrong_shape(controllers, make_val, message):
+    model, _ = synthetic_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    val = load_dataset("synthetic").val.head(50)
+    with pytest.raises(ValueError, match=message):
+        LearnedLRScheduler(optimizer, controllers["ppo"], model=model, val_data=make_val(val))
+
+
+def test_progress_needs_total_steps(controllers):
+    model, _ = synthetic_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    val = load_dataset("synthetic").val.head(50)
+    with pytest.raises(ValueError, match=r"needs total_steps.*trained on runs of 200 steps"):
+        LearnedLRScheduler(optimizer, controllers["recurrent"], model=model, val_data=val)
+    LearnedLRScheduler(
+        optimizer, controllers["recurrent"], model=model, val_data=val, total_steps=100
+    )
+
+
+def test_env_settings_come_from_the_training_config():
+    defaults = resolve_env_kwargs({})
+    assert defaults["factor_base"] == 2.0 and defaults["lr_bounds"] == (1e-6, 1.0)
+    assert defaults["steps_per_action"] == 10 and defaults["total_steps"] == 1000
+    config = {"env_id": "lrenv:lrenv/Synthetic-v0", "env_kwargs": {"lr_bounds": [1e-5, 0.5]}}
+    resolved = resolve_env_kwargs(config)
+    assert resolved["total_steps"] == 200 and resolved["dataset"] == "synthetic"  # registered
+    assert resolved["lr_bounds"] == (1e-5, 0.5)  # env_kwargs over them
+    with pytest.raises(ValueError, match="not a registered"):
+        resolve_env_kwargs({"env_id": "lrenv/NoSuchTask-v0"})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_validation_pass_follows_the_model_to_the_gpu(controllers):
+    """Built on the CPU, the model then moved to the GPU: the validation data follows."""
+    model, train_data = synthetic_model()
+    val = load_dataset("synthetic").val.head(100)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = LearnedLRScheduler(optimizer, controllers["ppo"], model=model, val_data=val)
+    model.cuda()
+    x, y = (t.cuda() for t in train_data)
+    rates = train_steps(model, optimizer, scheduler, (x, y), [i.cuda() for i in batches(20)])
+    assert scheduler.last_epoch == 20 and np.isfinite(scheduler.last_observation).all()
+    assert len(set(rates)) == 3  # the initial rate, the first decision's, the second's
