@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import zipfile
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -354,6 +356,29 @@ def test_env_settings_come_from_the_training_config():
     assert resolved["lr_bounds"] == (1e-5, 0.5)  # env_kwargs over them
     with pytest.raises(ValueError, match="not a registered"):
         resolve_env_kwargs({"env_id": "lrenv/NoSuchTask-v0"})
+
+
+def load_example():
+    path = Path(__file__).parent.parent / "examples" / "train_with_learned_scheduler.py"
+    spec = importlib.util.spec_from_file_location("train_with_learned_scheduler", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_trains_with_a_controller_and_explains_a_missing_one(
+    controller_paths, tmp_path, capsys
+):
+    example = load_example()
+    threads = torch.get_num_threads()
+    flags = ["--synthetic", "--steps", "30", "--optimizer", "adam", "--lr", "0.001"]
+    assert example.main(["--controller", str(controller_paths["recurrent"]), *flags]) == 0
+    torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "decides every 10 steps" in out and "test accuracy" in out
+    assert len([line for line in out.splitlines() if line.split()[0] in ("10", "20")]) == 2
+    assert example.main(["--controller", str(tmp_path / "missing.zip")]) == 2
+    assert "python train.py --preset smoke" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
