@@ -346,6 +346,32 @@ def test_progress_needs_total_steps(controllers):
     )
 
 
+def test_a_diverged_run_keeps_its_rate_and_steps_past_the_end_warn(controllers):
+    model, _ = synthetic_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    val = load_dataset("synthetic").val.head(50)
+    scheduler = LearnedLRScheduler(
+        optimizer, controllers["ppo"], model=model, val_data=val, every=2, total_steps=6
+    )
+    scheduler.start(2.3)
+    rate = scheduler.get_last_lr()
+    scheduler.step(torch.tensor(float("nan")))
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        scheduler.step(1.0)  # the decision at step 2 sees a NaN training loss
+    assert scheduler.get_last_lr() == rate and np.isnan(scheduler.last_features["train_loss"])
+    scheduler.step(1.0)
+    scheduler.step(1.0)  # the decision at step 4 is made
+    assert scheduler.get_last_lr() != rate
+    rate = scheduler.get_last_lr()
+    scheduler.step(1.0)
+    scheduler.step(1.0)  # step 6 = total_steps: the episode's end, no decision
+    assert scheduler.get_last_lr() == rate and scheduler.last_epoch == 6
+    scheduler.step(1.0)
+    with pytest.warns(UserWarning, match="past total_steps"):
+        scheduler.step(1.0)
+    assert scheduler.get_last_lr() == rate
+
+
 def test_env_settings_come_from_the_training_config():
     defaults = resolve_env_kwargs({})
     assert defaults["factor_base"] == 2.0 and defaults["lr_bounds"] == (1e-6, 1.0)
