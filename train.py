@@ -17,6 +17,7 @@ configuration), tb/ (TensorBoard) and the latest checkpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
 import time
@@ -247,7 +248,9 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         print(f"\ninterrupted ({where}); continue with: python train.py --resume {run.path}")
         raise SystemExit(130) from None
     finally:
-        env.close()
+        # Ctrl-C reaches the env workers too: closing pipes to dead workers fails.
+        with contextlib.suppress(EOFError, ConnectionError):
+            env.close()
         torch.set_num_threads(threads)
 
 
