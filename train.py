@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
+import numpy as np
 import sb3_contrib
 import stable_baselines3
 import torch
@@ -135,6 +136,18 @@ def resolve(
 ) -> tuple[TrainConfig, RunDir, Checkpoint | None]:
     """The run's configuration and folder, and the checkpoint to continue from.
 
+    A new run starts from the preset and applies the flags given; a resumed one starts
+    from its ``config.json`` and must not be changed by them.
+
+    Args:
+        args: the parsed arguments.
+        task: the task flags given (see :data:`CONFIG_FIELDS`).
+        ppo: the PPO settings given.
+
+    Returns:
+        The configuration, the run folder, and the latest checkpoint (None for a new run
+        or one that has none yet).
+
     Raises:
         ValueError: for an impossible configuration, an --out that already holds a run,
             or a --resume whose flags differ from the run's configuration.
@@ -168,8 +181,29 @@ def resolve(
     return config, run, None
 
 
+def segment_seed(seed: int, episodes_done: int) -> int:
+    """The seed of a run resumed after ``episodes_done`` episodes (a 32-bit integer).
+
+    Args:
+        seed: the run's seed.
+        episodes_done: episodes before the resume.
+
+    Returns:
+        A seed that differs from the run's, so resumed trainees are new ones.
+    """
+    return int(np.random.SeedSequence([seed, episodes_done]).generate_state(1)[0])
+
+
 def describe(config: TrainConfig, derived: dict[str, Any]) -> str:
-    """The resolved configuration as a Markdown table (for TensorBoard's text tab)."""
+    """The resolved configuration as a Markdown table (for TensorBoard's text tab).
+
+    Args:
+        config: the resolved configuration.
+        derived: values derived from it (decisions per episode, n_steps, ...).
+
+    Returns:
+        A two-column Markdown table.
+    """
     rows = {k: v for k, v in config.to_dict().items() if k != "ppo"}
     rows |= {f"ppo.{k}": v for k, v in config.to_dict()["ppo"].items()} | derived
     return "| setting | value |\n| --- | --- |\n" + "\n".join(
@@ -180,7 +214,14 @@ def describe(config: TrainConfig, derived: dict[str, Any]) -> str:
 def attach_controller_metadata(
     model: BaseAlgorithm, env: VecEnv, config: TrainConfig, extra: dict[str, Any]
 ) -> None:
-    """Attach what agents/controller.py documents, so that it is saved with the model."""
+    """Attach what agents/controller.py documents, so that it is saved with the model.
+
+    Args:
+        model: the controller being trained.
+        env: the training env (its observation statistics are attached).
+        config: the resolved configuration (attached as ``lrenv_config``).
+        extra: more entries for ``lrenv_config`` (derived values, episodes done).
+    """
     model.lrenv_obs_normalization = observation_normalization(env)
     model.lrenv_config = {**config.to_dict(), **extra}
 
@@ -281,7 +322,7 @@ def _train(
         model = algorithm.load(checkpoint.controller, env=env, device=args.device)
         model._last_obs = None  # fresh trainees: reset the envs when learning starts
         # Resumed trainees must not replay the episodes of the run's start.
-        model.set_random_seed(config.seed + 1_000_003 * episodes_done)
+        model.set_random_seed(segment_seed(config.seed, episodes_done))
     model.set_logger(configure(str(run.tb), ["tensorboard"]))
     step = model.num_timesteps
     resumed = f"resumed at episode {episodes_done}\n\n" if checkpoint else ""
