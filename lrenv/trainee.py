@@ -279,10 +279,22 @@ class BatchedTrainee:
     """N models of one architecture, stacked, trained with SGD as one batched computation.
 
     Parameters and buffers live as stacked tensors (leading dimension N); a stateless copy
-    of the model (on the ``meta`` device) runs them through ``torch.func.functional_call``
-    under ``torch.vmap``. Each slot has its own learning rate, momentum buffer, batch
-    order, step count and best-validation record. BatchNorm runs in training mode on each
-    trainee's own batch and updates that trainee's running statistics.
+    of the model (on the ``meta`` device) runs them through ``torch.func.functional_call``.
+    Each slot has its own learning rate, momentum buffer, batch order, step count and
+    best-validation record. BatchNorm runs in training mode on each trainee's own batch and
+    updates that trainee's running statistics.
+
+    Two strategies compute the same thing:
+
+    - ``"vmap"``: all slots at once, under ``torch.vmap`` (one kernel per layer for all N;
+      convolutions become grouped convolutions). The point of batching, on a GPU.
+    - ``"loop"``: slot after slot, each with the single trainee's kernels and memory layout
+      (channels-last on the CPU). On a CPU a LeNet step at batch 1000 already keeps the
+      cores busy, and oneDNN's grouped convolutions are several times slower than N plain
+      ones (see ``python -m lrenv.bench``), so looping is the faster way there.
+
+    ``"auto"`` is ``"vmap"`` on a GPU and for the MLP, ``"loop"`` for convolutional models
+    on the CPU.
 
     Slots are addressed by index lists: an operation on a subset of the slots leaves the
     others untouched (their weights, momentum, statistics and batch order).
@@ -295,9 +307,12 @@ class BatchedTrainee:
         momentum: SGD momentum, as ``torch.optim.SGD`` (dampening 0, no Nesterov).
         val_size: evaluate on the first ``val_size`` validation examples (``None``: all).
         device: where the models and data live.
+        strategy: ``"auto"``, ``"vmap"`` or ``"loop"``.
         eval_rows: examples pushed through the batched model per validation forward pass,
-            summed over trainees (a memory bound).
+            summed over trainees (a memory bound; ``"vmap"`` only).
     """
+
+    STRATEGIES = ("auto", "vmap", "loop")
 
     def __init__(
         self,
@@ -308,18 +323,27 @@ class BatchedTrainee:
         momentum: float = 0.0,
         val_size: int | None = None,
         device: str | torch.device = "cpu",
+        strategy: str = "auto",
         eval_rows: int = 16_000,
     ) -> None:
         if n < 1:
             raise ValueError(f"n must be a positive number of trainees, got {n}")
+        if strategy not in self.STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {self.STRATEGIES}")
         self.device = resolve_device(device)
+        conv_on_cpu = model in ("cnn", "resnet") and self.device.type == "cpu"
+        if strategy == "auto":
+            strategy = "loop" if conv_on_cpu else "vmap"
+        self.strategy = strategy
+        # looping on the CPU: the single trainee's channels-last layout (Trainee's default)
+        self.channels_last = strategy == "loop" and conv_on_cpu
         self.dataset = dataset
         self.model_name = model
         self.batch_size = batch_size
         self.n = n
         self.momentum = momentum
         self.eval_rows = eval_rows
-        self.train_data, val_data = device_data(dataset, self.device)
+        self.train_data, val_data = device_data(dataset, self.device, self.channels_last)
         self.val_data = val_data.head(val_size)
         with torch.device("meta"):  # shapes only, no initialisation work
             template = build_model(model, dataset.image_shape, dataset.num_classes)
@@ -331,6 +355,10 @@ class BatchedTrainee:
         )
 
         def stacked(t: torch.Tensor) -> torch.Tensor:
+            if self.channels_last and t.dim() == 4:  # each slot's slice channels-last
+                o, i, h, w = t.shape
+                blank = torch.zeros((n, o, h, w, i), dtype=t.dtype, device=self.device)
+                return blank.permute(0, 1, 4, 2, 3)
             return torch.zeros((n, *t.shape), dtype=t.dtype, device=self.device)
 
         with torch.no_grad():
@@ -399,42 +427,80 @@ class BatchedTrainee:
     def _logits(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, (params, buffers), (x,))
 
-    def train_steps(self, n: int, slots: Sequence[int] | None = None) -> list[float]:
-        """Run ``n`` SGD steps on each slot in ``slots`` (default all) at once.
+    def _sgd(
+        self,
+        n: int,
+        slots: list[int],
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        velocity: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """``n`` SGD steps on ``params`` in place: one slot's (loop) or stacked (vmap).
 
-        Returns:
-            Each slot's mean training loss over the steps (may be non-finite).
+        Returns the summed training losses, ``(len(slots),)``, on the device.
         """
-        slots = self._all if slots is None else list(slots)
-        params, idx = self._gather(self.params, slots)
-        buffers, _ = self._gather(self.buffers, slots)
-        velocity, _ = self._gather(self.velocity, slots)
-        params = {k: v.detach().requires_grad_() for k, v in params.items()}
-        lr = torch.tensor([self.lrs[i] for i in slots], dtype=torch.float32, device=self.device)
-        lrs = {k: lr.view(-1, *([1] * (v.dim() - 1))) for k, v in params.items()}
-        loss_fn = torch.vmap(self._loss, randomness="error")
+        batched = self.strategy == "vmap"
+        loss_fn = torch.vmap(self._loss, randomness="error") if batched else self._loss
+        if batched:
+            lr = torch.tensor([self.lrs[i] for i in slots], device=self.device)
+            steps = {k: -lr.view(-1, *([1] * (v.dim() - 1))) for k, v in params.items()}
         images, labels = self.train_data.images, self.train_data.labels
         total = torch.zeros(len(slots), device=self.device)
         self.module.train()
         for _ in range(n):
-            batch = torch.stack([self.orders[i].next() for i in slots])
-            losses = loss_fn(params, buffers, images[batch], labels[batch])
+            if batched:
+                idx = torch.stack([self.orders[i].next() for i in slots])
+            else:
+                idx = self.orders[slots[0]].next()
+            losses = loss_fn(params, buffers, images[idx], labels[idx])
             grads = torch.autograd.grad(losses.sum(), list(params.values()))
             with torch.no_grad():
                 for (k, p), g in zip(params.items(), grads, strict=True):
                     if self.momentum:
                         g = velocity[k].mul_(self.momentum).add_(g)
-                    p.sub_(g * lrs[k])
+                    if batched:
+                        p.addcmul_(g, steps[k])
+                    else:  # exactly torch.optim.SGD's update
+                        p.add_(g, alpha=-self.lrs[slots[0]])
                 total += losses.detach()
-        with torch.no_grad():
+        return total
+
+    def train_steps(self, n: int, slots: Sequence[int] | None = None) -> list[float]:
+        """Run ``n`` SGD steps on each slot in ``slots`` (default all).
+
+        Returns:
+            Each slot's mean training loss over the steps (may be non-finite).
+        """
+        slots = self._all if slots is None else list(slots)
+        if self.strategy == "loop":  # each slot's views into the stacks, updated in place
+            totals = [
+                self._sgd(
+                    n,
+                    [i],
+                    {k: v[i].detach().requires_grad_() for k, v in self.params.items()},
+                    {k: v[i] for k, v in self.buffers.items()},
+                    {k: v[i] for k, v in self.velocity.items()},
+                )
+                for i in slots
+            ]
+            total = torch.cat(totals)
+        else:
+            params, idx = self._gather(self.params, slots)
+            buffers, _ = self._gather(self.buffers, slots)
+            velocity, _ = self._gather(self.velocity, slots)
+            params = {k: v.detach().requires_grad_() for k, v in params.items()}
+            total = self._sgd(n, slots, params, buffers, velocity)
             # the whole stack was updated in place (its leaves are views); a subset was
             # gathered into copies: write them back
             if idx is not None:
-                for source, target in ((params, self.params), (buffers, self.buffers)):
-                    for k, v in source.items():
-                        target[k].index_copy_(0, idx, v.detach())
-                for k, v in velocity.items():
-                    self.velocity[k].index_copy_(0, idx, v)
+                with torch.no_grad():
+                    for source, target in (
+                        (params, self.params),
+                        (buffers, self.buffers),
+                        (velocity, self.velocity),
+                    ):
+                        for k, v in source.items():
+                            target[k].index_copy_(0, idx, v.detach())
         for i in slots:
             self.sgd_steps[i] += n
         return [t / n for t in total.tolist()]
@@ -453,15 +519,32 @@ class BatchedTrainee:
         """Each slot's loss, accuracy and predictions on ``split`` (default: validation)."""
         split = self.val_data if split is None else split
         slots = self._all if slots is None else list(slots)
-        params, _ = self._gather(self.params, slots)
-        buffers, _ = self._gather(self.buffers, slots)
-        chunk = max(1, self.eval_rows // len(slots))
-        forward = torch.vmap(self._logits, in_dims=(0, 0, None), randomness="error")
         self.module.eval()
         with torch.inference_mode():
-            logits = torch.cat(
-                [forward(params, buffers, x) for x in split.images.split(chunk)], dim=1
-            )
+            if self.strategy == "loop":
+                logits = torch.stack(
+                    [
+                        torch.cat(
+                            [
+                                self._logits(
+                                    {k: v[i] for k, v in self.params.items()},
+                                    {k: v[i] for k, v in self.buffers.items()},
+                                    x,
+                                )
+                                for x in split.images.split(EVAL_CHUNK)
+                            ]
+                        )
+                        for i in slots
+                    ]
+                )
+            else:
+                params, _ = self._gather(self.params, slots)
+                buffers, _ = self._gather(self.buffers, slots)
+                chunk = max(1, self.eval_rows // len(slots))
+                forward = torch.vmap(self._logits, in_dims=(0, 0, None), randomness="error")
+                logits = torch.cat(
+                    [forward(params, buffers, x) for x in split.images.split(chunk)], dim=1
+                )
             return _summarize(logits, split.labels)
 
     def peek_train_loss(self, i: int) -> float:

@@ -89,6 +89,8 @@ class BatchedEnvs:
         n: number of environments (trainees).
         env_id: a registered lrenv id whose keywords are the defaults (``None``: the
             general ``LRScheduleEnv`` defaults).
+        strategy: how the trainees compute, ``"auto"``, ``"vmap"`` or ``"loop"`` (see
+            :class:`~lrenv.trainee.BatchedTrainee`).
         **env_kwargs: keywords of :class:`~lrenv.env.LRScheduleEnv`, as for ``gym.make``.
             Every env gets the same ones.
 
@@ -97,7 +99,9 @@ class BatchedEnvs:
         trainee: the :class:`~lrenv.trainee.BatchedTrainee` behind them.
     """
 
-    def __init__(self, n: int, env_id: str | None = None, **env_kwargs: Any) -> None:
+    def __init__(
+        self, n: int, env_id: str | None = None, strategy: str = "auto", **env_kwargs: Any
+    ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         kwargs = resolve_env_kwargs(env_id, env_kwargs) if env_id else dict(env_kwargs)
@@ -112,6 +116,7 @@ class BatchedEnvs:
             momentum=single.momentum,
             val_size=len(single.val_data),
             device=single.device,
+            strategy=strategy,
         )
         for i, env in enumerate(self.envs):
             env.trainee = TraineeSlot(self.trainee, i)
@@ -223,7 +228,12 @@ class BatchedVectorEnv(SyncVectorEnv):
 
 
 def make_batched_vec_env(
-    env_id: str, n: int, seed: int | None = None, monitor: bool = True, **env_kwargs: Any
+    env_id: str,
+    n: int,
+    seed: int | None = None,
+    monitor: bool = True,
+    strategy: str = "auto",
+    **env_kwargs: Any,
 ) -> VecEnv:
     """A stable-baselines3 VecEnv of ``n`` batched envs; a drop-in for ``make_vec_env``.
 
@@ -237,9 +247,10 @@ def make_batched_vec_env(
         seed: the first env's seed, or ``None``.
         monitor: wrap in ``VecMonitor``, which records episode returns and lengths in
             ``info["episode"]`` as ``make_vec_env``'s per-env ``Monitor`` does.
+        strategy: ``"auto"``, ``"vmap"`` or ``"loop"`` (:class:`~lrenv.trainee.BatchedTrainee`).
         **env_kwargs: keywords for every env, as for ``gym.make``.
     """
-    vec: VecEnv = BatchedVecEnv(BatchedEnvs(n, env_id, **env_kwargs))
+    vec: VecEnv = BatchedVecEnv(BatchedEnvs(n, env_id, strategy, **env_kwargs))
     if seed is not None:
         for i, env in enumerate(vec.envs):
             env.action_space.seed(seed + i)
@@ -251,7 +262,9 @@ def make_batched_vector_env(
     env_id: str,
     n: int,
     autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    strategy: str = "auto",
     **env_kwargs: Any,
 ) -> BatchedVectorEnv:
     """A Gymnasium vector env of ``n`` batched envs; ``reset(seed=s)`` seeds env i with s + i."""
-    return BatchedVectorEnv(BatchedEnvs(n, env_id, **env_kwargs), autoreset_mode=autoreset_mode)
+    batch = BatchedEnvs(n, env_id, strategy, **env_kwargs)
+    return BatchedVectorEnv(batch, autoreset_mode=autoreset_mode)

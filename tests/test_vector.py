@@ -82,10 +82,10 @@ def test_sb3_adapter_equals_dummy_vec_env_over_episodes_with_divergence():
     batched.close()
 
 
-def _compare_envs(n, env_kwargs, actions, seed=0, rtol=RTOL, atol=ATOL):
+def _compare_envs(n, env_kwargs, actions, seed=0, rtol=RTOL, atol=ATOL, strategy="auto"):
     """Step ``n`` single envs and one BatchedEnvs side by side, resetting on episode end."""
     singles = [LRScheduleEnv(**env_kwargs) for _ in range(n)]
-    batch = BatchedEnvs(n, **env_kwargs)
+    batch = BatchedEnvs(n, strategy=strategy, **env_kwargs)
     for i in range(n):
         obs_a, _ = singles[i].reset(seed=seed + i)
         obs_b, _ = batch.envs[i].reset(seed=seed + i)
@@ -101,7 +101,8 @@ def _compare_envs(n, env_kwargs, actions, seed=0, rtol=RTOL, atol=ATOL):
     return singles, batch
 
 
-def test_cnn_with_momentum_equals_single_envs():
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_cnn_with_momentum_equals_single_envs(strategy):
     kwargs = {
         "dataset": "synthetic",
         "model": "cnn",
@@ -115,22 +116,30 @@ def test_cnn_with_momentum_equals_single_envs():
         "device": "cpu",
     }
     actions = np.random.default_rng(1).uniform(-1, 1, (6, 3, 1)).astype(np.float32)
-    _compare_envs(3, kwargs, actions)
+    _compare_envs(3, kwargs, actions, strategy=strategy)
 
 
-def test_resnet_batchnorm_trainee_equals_single_trainee():
-    """BatchNorm in training mode on each trainee's own batch, running stats per trainee.
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_batched_trainee_equals_single_trainees(model, strategy):
+    """Weights, BatchNorm statistics (ResNet) and losses after a few steps with momentum.
 
-    BatchNorm's bias gradients are sums that cancel to small numbers over a batch of 8,
+    ResNet: BatchNorm in training mode on each trainee's own batch, running statistics per
+    trainee. Its bias gradients are sums that cancel to small numbers over a batch of 8,
     so their rounding differences are relatively large and grow from step to step: the
     weights are compared by relative norm, after two steps.
     """
     data = make_synthetic()
-    singles = [Trainee(data, "resnet", 8, 0.9, val_size=32, channels_last=False) for _ in range(2)]
-    batched = BatchedTrainee(data, "resnet", 8, 2, momentum=0.9, val_size=32)
+    # vmap computes channels-first; loop uses the single trainee's layout
+    layout = None if strategy == "loop" else False
+    singles = [Trainee(data, model, 8, 0.9, val_size=32, channels_last=layout) for _ in range(3)]
+    batched = BatchedTrainee(data, model, 8, 3, momentum=0.9, val_size=32, strategy=strategy)
+    assert batched.strategy == strategy
     for i, single in enumerate(singles):
-        single.reset(seed=i, lr=0.02)
-        batched.reset_slot(i, seed=i, lr=0.02)
+        single.reset(seed=i, lr=0.02 * (i + 1))
+        batched.reset_slot(i, seed=i, lr=0.02 * (i + 1))
+    batched.train_steps(1, [1])  # a subset steps alone; the others must not move
+    singles[1].train_steps(1)
     losses = batched.train_steps(2)
     for i, single in enumerate(singles):
         assert losses[i] == pytest.approx(single.train_steps(2), rel=1e-5)
@@ -138,7 +147,7 @@ def test_resnet_batchnorm_trainee_equals_single_trainee():
         assert expected.keys() == got.keys()
         for key, value in expected.items():  # weights, running means and variances, counts
             if key.endswith("num_batches_tracked"):
-                assert got[key].item() == value.item() == 2
+                assert got[key].item() == value.item() == 2 + (i == 1)
             else:
                 error = (got[key] - value).norm() / value.norm().clamp_min(1e-12)
                 assert error < 1e-2, key
@@ -147,7 +156,7 @@ def test_resnet_batchnorm_trainee_equals_single_trainee():
 
 
 def test_resnet_batchnorm_equals_single_envs():
-    """The env level, against single envs as they are made (channels-last on the CPU)."""
+    """The env level, with BatchNorm and keep_best's checkpoint."""
     kwargs = {
         "dataset": "synthetic",
         "model": "resnet",
@@ -157,13 +166,14 @@ def test_resnet_batchnorm_equals_single_envs():
         "momentum": 0.9,
         "initial_lr": 0.01,
         "val_size": 32,
+        "keep_best": True,
         "device": "cpu",
     }
     actions = np.zeros((2, 2, 1), np.float32)
-    # The single envs' channels-last BatchNorm sums in another order; over 8 examples its
-    # bias gradients cancel to small numbers, so rounding differences grow faster here
-    # (the test above, channels-first on both sides, agrees to 1e-5).
-    _compare_envs(2, kwargs, actions, rtol=1e-2, atol=1e-3)
+    singles, batch = _compare_envs(2, kwargs, actions)
+    for env, slot_env in zip(singles, batch.envs, strict=True):
+        expected, got = env.test_best(), slot_env.test_best()
+        assert got["test_loss"] == pytest.approx(expected["test_loss"], rel=RTOL)
 
 
 def test_gymnasium_adapter_equals_sync_vector_env_next_step_autoreset():
