@@ -65,7 +65,9 @@ class LRScheduleEnv(gym.Env):
     ``-val_loss`` after each step (a Python float). With ``final_reward_weight=w > 0`` the
     last step adds ``-w * val_loss``, so the final loss counts more. A diverging trainee
     earns ``-divergence_loss`` for this and every decision it did not get to make, so
-    diverging is never cheaper than training on.
+    diverging is never cheaper than training on. Every per-step reward therefore lies in
+    ``[-divergence_loss, 0]`` (a bounded scale PPO's critic can learn), apart from the
+    optional final term.
 
     ## Starting State
 
@@ -76,8 +78,9 @@ class LRScheduleEnv(gym.Env):
     ## Episode End
 
     Truncation after ``total_steps`` SGD steps (``total_steps / steps_per_action``
-    decisions). Termination when the trainee diverges: a non-finite loss or weight, or a
-    feature beyond +-1e6 (a loss of a million is divergence by any measure); then
+    decisions). Termination when the trainee diverges: a non-finite loss or weight, a
+    validation loss above ``divergence_loss`` (default twice the chance-level loss
+    ``2 ln C``: worse than guessing by far), or a feature beyond +-1e6; then
     ``info["diverged"]`` is True and the observation is the last finite
     one with the learning rate updated.
 
@@ -99,7 +102,9 @@ class LRScheduleEnv(gym.Env):
     | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
     | progress_feature    | False              | append the fraction of training done          |
     | final_reward_weight | 0.0                | extra weight on the final validation loss     |
-    | divergence_loss     | None               | loss charged per lost decision (None: 2 ln C) |
+    | divergence_loss     | None               | divergence threshold on the validation loss,  |
+    |                     |                    | and the loss charged per lost decision        |
+    |                     |                    | (None: 2 ln C)                                |
     | keep_best           | False              | keep the best-validation weights (for tests)  |
     | data_root           | None               | where to look for the dataset first           |
     | device              | "auto"             | "auto", "cpu" or "cuda"                       |
@@ -256,7 +261,11 @@ class LRScheduleEnv(gym.Env):
         truncated = trainee.sgd_step >= self.total_steps
         if evaluation is not None:
             obs = self._features(train_loss, evaluation.loss, evaluation.probs)
-        if evaluation is None or not (np.abs(obs) <= OBS_LIMIT).all():
+        if (
+            evaluation is None
+            or not evaluation.loss <= self.divergence_loss
+            or not (np.abs(obs) <= OBS_LIMIT).all()
+        ):
             return self._diverged(train_loss)
         self._probs = evaluation.probs
         self._obs = obs

@@ -288,3 +288,12 @@ def test_make_vec_env_does_not_warn():
         vec = make_vec_env("lrenv/Synthetic-v0", n_envs=1, seed=0)
         vec.reset()
         vec.close()
+
+
+def test_validation_loss_above_divergence_loss_counts_as_divergence():
+    # the synthetic task starts near chance (loss ~2.5); at a tiny rate it stays there
+    env = gym.make("lrenv/Synthetic-v0", initial_lr=1e-6, divergence_loss=2.0)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(np.array([0.0], np.float32))
+    assert terminated and info["diverged"]
+    assert reward == pytest.approx(-2.0 * 20)
