@@ -56,6 +56,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
+def set_clock(name: str) -> None:
+    """Time with the wall clock (``"wall"``) or this process's CPU time (``"cpu"``).
+
+    The CPU clock counts only the time this process ran: on a machine shared with other
+    busy processes it measures the work, not the waiting, when torch runs one thread.
+    """
+    global _clock
+    _clock = CLOCKS[name]
+
+
 def interleaved(
     candidates: dict[str, Callable[[], object]], reps: int, device: torch.device, warmup: int = 1
 ) -> dict[str, float]:
@@ -74,19 +88,18 @@ def interleaved(
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(reps):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start = _clock()
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(_clock() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def matmul_gflops(device: torch.device, n: int, reps: int = 5) -> float:
-    """The machine's fp32 matrix-multiply rate, GFLOP/s, from the median of ``n x n`` products."""
+def matmul(device: torch.device, n: int) -> Callable[[], torch.Tensor]:
+    """One fp32 ``n x n`` matrix product (``2 n**3`` FLOPs), to time."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    seconds = interleaved({"mm": lambda: a @ b}, reps, device)["mm"]
-    return 2 * n**3 / seconds / 1e9
+    return lambda: a @ b
 
 
 def forward_macs(model: nn.Module, image_shape: Sequence[int]) -> int:
@@ -210,7 +223,9 @@ def part_env(args: argparse.Namespace, device: torch.device) -> str:
 
 
 def _cnn_trainee(args: argparse.Namespace, data: Dataset, **kwargs: object) -> Trainee:
-    trainee = Trainee(data, args.model, args.batch_size, device=args.device, **kwargs)
+    trainee = Trainee(
+        data, args.model, args.batch_size, val_size=args.val_size, device=args.device, **kwargs
+    )
     trainee.reset(seed=0, lr=0.01)
     return trainee
 
@@ -221,11 +236,15 @@ def part_floor(args: argparse.Namespace, device: torch.device) -> tuple[str, dic
     trainee = _cnn_trainee(args, data)
     n_val = len(trainee.val_data)
     t = interleaved(
-        {"step": lambda: trainee.train_steps(1), "val": lambda: trainee.evaluate()},
+        {
+            "step": lambda: trainee.train_steps(1),
+            "val": lambda: trainee.evaluate(),
+            "matmul": matmul(device, args.matmul_size),
+        },
         args.reps,
         device,
     )
-    rate = matmul_gflops(device, args.matmul_size)
+    rate = 2 * args.matmul_size**3 / t["matmul"] / 1e9
     macs = forward_macs(trainee.model, data.image_shape)
     step_flops = 3 * 2 * macs * args.batch_size
     val_flops = 2 * macs * n_val
@@ -266,12 +285,11 @@ def part_tuning(args: argparse.Namespace, device: torch.device) -> str:
         "channels-last": _cnn_trainee(args, data, channels_last=True),
     }
     if args.compile:
-        steps["channels-last + torch.compile"] = _cnn_trainee(
-            args, data, channels_last=True, compile=True
-        )
+        compiled = _cnn_trainee(args, data, channels_last=True, compile=True)
+        steps["channels-last + torch.compile"] = compiled
         start = time.perf_counter()
-        steps["channels-last + torch.compile"].train_steps(1)
-        steps["channels-last + torch.compile"].evaluate()
+        compiled.train_steps(1)
+        compiled.evaluate()
         compile_seconds = time.perf_counter() - start
     step_t = interleaved(
         {name: (lambda tr=tr: tr.train_steps(1)) for name, tr in steps.items()}, args.reps, device
@@ -297,7 +315,38 @@ def part_tuning(args: argparse.Namespace, device: torch.device) -> str:
     }
     v = interleaved(variants, args.reps, device)
     text += "\n\n" + markdown(["validation variant", "median"], [[k, ms(s)] for k, s in v.items()])
+    if device.type == "cpu" and args.clock == "wall" and (os.cpu_count() or 1) > 1:
+        text += "\n\n" + part_threads(args, steps["channels-last"], device)
     return text
+
+
+def part_threads(args: argparse.Namespace, trainee: Trainee, device: torch.device) -> str:
+    """One torch thread against one per CPU, side by side (wall clock).
+
+    On a CPU shared with other busy processes (other envs, ``SubprocVecEnv`` workers, other
+    users), OpenMP threads that wait for each other at every operation can lose far more
+    than they gain.
+    """
+    before = torch.get_num_threads()
+    counts = sorted({1, os.cpu_count() or 1})
+
+    def with_threads(count: int, fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            torch.set_num_threads(count)
+            return fn()
+
+        return run
+
+    candidates = {}
+    for count in counts:
+        candidates[f"{count} step"] = with_threads(count, lambda: trainee.train_steps(1))
+        candidates[f"{count} val"] = with_threads(count, trainee.evaluate)
+    try:
+        t = interleaved(candidates, args.reps, device)
+    finally:
+        torch.set_num_threads(before)
+    rows = [[c, ms(t[f"{c} step"]), ms(t[f"{c} val"])] for c in counts]
+    return markdown(["torch threads", "SGD step (wall)", "validation pass (wall)"], rows)
 
 
 def part_batched(
@@ -309,65 +358,69 @@ def part_batched(
     kwargs = env_kwargs(args)
     k = PAPER["steps_per_action"]
     action = np.zeros(1, np.float32)
-    rows, per_env_step, val_images = [], {}, 0
+    rows, per_env_step, val_images, names = [], {}, 0, {}
     for n in args.n:
         singles = [LRScheduleEnv(**kwargs) for _ in range(n)]
-        batch = BatchedEnvs(n, **kwargs)
+        batches = {s: BatchedEnvs(n, strategy=s, **kwargs) for s in args.strategies}
         for i in range(n):
             singles[i].reset(seed=i)
-            batch.envs[i].reset(seed=i)
-        actions = [action] * n
-        val_images = len(batch.trainee.val_data)
+            for batch in batches.values():
+                batch.envs[i].reset(seed=i)
+        names = {s: b.trainee.strategy for s, b in batches.items()}
+        val_images = len(singles[0].trainee.val_data)
 
         def in_sequence(singles: list[LRScheduleEnv] = singles) -> None:
             for env in singles:
                 env.step(action)
 
-        t = interleaved(
-            {"single": in_sequence, "batched": lambda b=batch, a=actions: b.step(a)},
-            args.reps,
-            device,
-        )
+        candidates: dict[str, Callable[[], object]] = {"single": in_sequence}
+        for s, batch in batches.items():
+            candidates[s] = lambda b=batch, a=[action] * n: b.step(a)
+        t = interleaved(candidates, args.reps, device)
         per_env_step[n] = t
-        speedup = t["single"] / t["batched"]
-        target = ""
-        if n == 8:
-            want = 5 if device.type == "cuda" else 2
-            target = f" (target >= {want}x: {'met' if speedup >= want else 'missed'})"
-        rows.append(
-            [
-                n,
-                f"{n * k / t['single']:.1f}",
-                f"{n * k / t['batched']:.1f}",
-                f"{speedup:.2f}x{target}",
-            ]
-        )
-        del singles, batch
+        row: list[object] = [n, f"{n * k / t['single']:.1f}"]
+        for s in args.strategies:
+            speedup = t["single"] / t[s]
+            target = ""
+            if n == 8 and s == args.strategies[0]:
+                want = 5 if device.type == "cuda" else 2
+                target = f" (target >= {want}x: {'met' if speedup >= want else 'missed'})"
+            row += [f"{n * k / t[s]:.1f}", f"{speedup:.2f}x{target}"]
+        rows.append(row)
+        del singles, batches
+    headers = ["N", "N single envs in sequence"]
+    for s in args.strategies:
+        label = s if names.get(s, s) == s else f"{s} = {names[s]}"
+        headers += [f"batched ({label})", "speedup"]
     text = (
         "### N single envs in sequence against one batched env\n\n"
-        f"One env step each: {k} SGD steps (batch {args.batch_size}) and a validation pass "
-        f"of {val_images} images. Throughput counts the "
-        "SGD steps of all N trainees, validation time included.\n\n"
-        + markdown(["N", "single envs, SGD steps/s", "batched, SGD steps/s", "speedup"], rows)
+        f"SGD steps per second, all N trainees together: one env step each is {k} SGD steps "
+        f"(batch {args.batch_size}) and a validation pass of {val_images} images, whose "
+        "time is included.\n\n" + markdown(headers, rows)
     )
-    # the paper's experiment: 1000 episodes of 100 decisions, a reset (one validation
-    # pass) per episode; the controller's own updates are small next to the trainee's.
+    # the paper's experiment: 1000 episodes of 100 decisions; resets (one validation
+    # pass each, once per episode) and PPO's own updates are small next to the trainee's.
     decisions = PAPER["steps"] // k
     episodes = PAPER["episodes"]
+    main_strategy = args.strategies[0]
     proj_rows = []
     if 1 in per_env_step:
-        single_step = per_env_step[1]["single"]
-        proj_rows.append(["single env", hours(episodes * decisions * single_step)])
+        proj_rows.append(["one env", hours(episodes * decisions * per_env_step[1]["single"])])
     for n, t in per_env_step.items():
-        proj_rows.append([f"batched, N={n}", hours(episodes / n * decisions * t["batched"])])
+        proj_rows.append(
+            [
+                f"batched ({main_strategy}), N={n}",
+                hours(episodes / n * decisions * t[main_strategy]),
+            ]
+        )
     if floor is not None:
         ideal = episodes * decisions * (k * floor["step"] + floor["val"])
-        proj_rows.append(["single trainee, measured step + validation alone", hours(ideal)])
+        proj_rows.append(["one trainee, from the floor part's step and validation", hours(ideal)])
     text += (
         "\n\n### Projected wall time of the paper's Fashion-MNIST CNN experiment\n\n"
         f"{episodes} episodes x {PAPER['steps']} SGD steps at batch {args.batch_size}, "
-        f"validation every {k} steps, on this machine ({device.type}); "
-        "PPO's own updates not counted.\n\n" + markdown(["how", "projected"], proj_rows)
+        f"validation ({val_images} images) every {k} steps, on this machine ({device.type}); "
+        "resets and PPO's updates not counted.\n\n" + markdown(["how", "projected"], proj_rows)
     )
     return text
 
@@ -401,6 +454,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
     )
     parser.add_argument(
+        "--strategies",
+        default="auto",
+        help="batched part: comma-separated BatchedTrainee strategies (auto, vmap, loop)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time (with --threads 1 on a shared machine)",
+    )
+    parser.add_argument(
         "--compile", action="store_true", help="tuning part: also try torch.compile (slow)"
     )
     parser.add_argument("--matmul-size", type=int, default=None, help="default 2048 (CPU)")
@@ -416,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick and args.val_size is None:
         args.val_size = 2000
     args.n = [int(x) for x in (args.n or ("1,4" if args.quick else "1,4,8,16")).split(",")]
+    args.strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    set_clock(args.clock)
     device = resolve_device(args.device)
     args.device = str(device)
     if args.matmul_size is None:
@@ -425,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"## lrenv.bench: {device.type} ({name or platform.machine()}), "
         f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}; load average {load:.1f} at start\n"
+        f"torch {torch.__version__}, {args.clock} clock; load average {load:.1f} at start\n"
     )
     device_data(load_dataset(args.dataset, args.data_root), device)  # load once, untimed
     floor = None
