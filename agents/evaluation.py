@@ -70,6 +70,7 @@ SIGNIFICANCE = 0.05
 CONTROLLER_INTERFACE_KEYS = (
     "steps_per_action",
     "factor_base",
+    "action_mode",
     "lr_bounds",
     "feature_transform",
     "progress_feature",

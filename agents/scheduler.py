@@ -63,6 +63,7 @@ from lrenv.trainee import Evaluation, evaluate_module
 
 SCHEDULER_SETTINGS = (
     "factor_base",
+    "action_mode",
     "lr_bounds",
     "feature_transform",
     "progress_feature",
@@ -439,7 +440,11 @@ class LearnedLRScheduler(LRScheduler):
         lr = float(self.optimizer.param_groups[0]["lr"])
         self._set_first_lr(
             scaled_lr(
-                lr, self.last_action, self.settings["factor_base"], self.settings["lr_bounds"]
+                lr,
+                self.last_action,
+                self.settings["factor_base"],
+                self.settings["lr_bounds"],
+                self.settings["action_mode"],
             )
         )
 

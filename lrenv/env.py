@@ -16,6 +16,7 @@ from lrenv.models import MODELS
 from lrenv.trainee import Evaluation, Trainee, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
+ACTION_MODES = ("scale", "absolute")
 OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
 
 
@@ -35,6 +36,14 @@ class LRScheduleEnv(gym.Env):
     ``Box(-1, 1, (1,), float32)``. The new learning rate is
     ``clip(lr * factor_base ** a, *lr_bounds)``: monotone in ``a``, unchanged at ``a = 0``.
     With the default ``factor_base=2`` one decision at most halves or doubles the rate.
+    ``factor_base = 10 ** c`` is the same as an additive log-rate action
+    ``log10(lr) += c * a``.
+
+    ``action_mode="absolute"`` (an option beyond the paper, and outside the v0 contract's
+    "factor of the previous rate") maps the action straight onto the rate, log-uniformly
+    over ``lr_bounds``: ``lr = low * (high / low) ** ((a + 1) / 2)``. Exploration noise
+    then does not accumulate over decisions, and a schedule is a plain function of the
+    observation (with ``progress_feature``, of training progress).
     Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
     but shape ``()`` or ``(1,)``) raises ``ValueError`` and leaves the environment as it was.
 
@@ -97,6 +106,7 @@ class LRScheduleEnv(gym.Env):
     | initial_lrs         | (1e-2, 1e-3, 1e-4) | the paper's initial rates                     |
     | lr_bounds           | (1e-6, 1.0)        | the learning rate is kept inside              |
     | factor_base         | 2.0                | factor = factor_base ** action                |
+    | action_mode         | "scale"            | "scale" (paper) or "absolute" (see above)     |
     | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
     | val_size            | None               | validation examples used (None: all 10k)      |
     | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
@@ -142,6 +152,7 @@ class LRScheduleEnv(gym.Env):
         initial_lrs: tuple[float, ...] = PAPER_INITIAL_LRS,
         lr_bounds: tuple[float, float] = (1e-6, 1.0),
         factor_base: float = 2.0,
+        action_mode: str = "scale",
         momentum: float = 0.0,
         val_size: int | None = None,
         feature_transform: str = "raw",
@@ -163,6 +174,7 @@ class LRScheduleEnv(gym.Env):
             initial_lrs=initial_lrs,
             lr_bounds=lr_bounds,
             factor_base=factor_base,
+            action_mode=action_mode,
             momentum=momentum,
             val_size=val_size,
             feature_transform=feature_transform,
@@ -178,6 +190,7 @@ class LRScheduleEnv(gym.Env):
         self.initial_lrs = tuple(float(lr) for lr in initial_lrs)
         self.lr_bounds = (float(lr_bounds[0]), float(lr_bounds[1]))
         self.factor_base = float(factor_base)
+        self.action_mode = action_mode
         self.feature_transform = feature_transform
         self.progress_feature = progress_feature
         self.final_reward_weight = final_reward_weight
@@ -243,7 +256,7 @@ class LRScheduleEnv(gym.Env):
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         a = check_action(action)
-        lr = scaled_lr(self.trainee.lr, a, self.factor_base, self.lr_bounds)
+        lr = scaled_lr(self.trainee.lr, a, self.factor_base, self.lr_bounds, self.action_mode)
         self.trainee.set_lr(lr)
         return lr
 
@@ -348,16 +361,25 @@ class LRScheduleEnv(gym.Env):
 
 
 def scaled_lr(
-    lr: float, action: float, factor_base: float, lr_bounds: tuple[float, float]
+    lr: float,
+    action: float,
+    factor_base: float,
+    lr_bounds: tuple[float, float],
+    action_mode: str = "scale",
 ) -> float:
-    """The learning rate after an action: ``lr * factor_base ** action`` kept in ``lr_bounds``.
+    """The learning rate after an action.
 
-    An action of exactly 0 keeps the rate as it is, even one set outside the bounds by
-    ``set_lr``. Shared with the drop-in scheduler so both map actions alike.
+    ``"scale"``: ``lr * factor_base ** action`` kept in ``lr_bounds``; an action of exactly
+    0 keeps the rate as it is, even one set outside the bounds by ``set_lr``.
+    ``"absolute"``: ``low * (high / low) ** ((action + 1) / 2)``, whatever ``lr`` was.
+    Shared with the drop-in scheduler so both map actions alike.
     """
+    low, high = lr_bounds
+    if action_mode == "absolute":
+        return float(low * (high / low) ** ((action + 1.0) / 2.0))
     if action == 0.0:
         return lr
-    return float(np.clip(lr * factor_base**action, *lr_bounds))
+    return float(np.clip(lr * factor_base**action, low, high))
 
 
 def check_action(action: Any) -> float:
@@ -397,6 +419,10 @@ def _validate_config(**c: Any) -> None:
     rates = [c["initial_lr"]] if c["initial_lr"] is not None else list(c["initial_lrs"])
     if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
         raise ValueError(f"initial learning rates must be positive and finite, got {rates}")
+    if c["action_mode"] not in ACTION_MODES:
+        raise ValueError(
+            f"unknown action_mode {c['action_mode']!r}; choose one of {', '.join(ACTION_MODES)}"
+        )
     if not (math.isfinite(c["factor_base"]) and c["factor_base"] > 1):
         raise ValueError(f"factor_base must be a finite number > 1, got {c['factor_base']}")
     if not 0 <= c["momentum"] < 1:

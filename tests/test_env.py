@@ -176,6 +176,7 @@ def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
         ({"factor_base": 1.0}, "factor_base"),
         ({"lr_bounds": (1.0, 0.1)}, "lr_bounds"),
         ({"feature_transform": "sqrt"}, "unknown feature_transform"),
+        ({"action_mode": "set"}, "unknown action_mode"),
         ({"momentum": 1.5}, "momentum"),
         ({"device": "cuda"} if not torch.cuda.is_available() else {"val_size": 1}, "cuda|val_size"),
     ],
@@ -297,3 +298,15 @@ def test_validation_loss_above_divergence_loss_counts_as_divergence():
     _, reward, terminated, _, info = env.step(np.array([0.0], np.float32))
     assert terminated and info["diverged"]
     assert reward == pytest.approx(-2.0 * 20)
+
+
+@pytest.mark.parametrize(("action", "expected"), [(-1.0, 0.01), (0.0, 0.1), (1.0, 1.0)])
+def test_absolute_action_mode_maps_action_onto_rate(action, expected):
+    env = gym.make(
+        "lrenv/Synthetic-v0", action_mode="absolute", lr_bounds=(0.01, 1.0), initial_lr=0.05
+    )
+    env.reset(seed=0)
+    *_, info = env.step(np.array([action], np.float32))
+    assert info["lr"] == pytest.approx(expected)
+    *_, info = env.step(np.array([action], np.float32))  # no accumulation over decisions
+    assert info["lr"] == pytest.approx(expected)
