@@ -110,6 +110,34 @@ DESIGNS: dict[str, Design] = {
             ppo={"log_std_init": -1.0},
         ),
         Design(
+            "absolute",
+            "the action sets the rate itself, log-uniformly over [0.01, 1] (no accumulation "
+            "of exploration noise); log features, progress, initial log-std -1",
+            env_kwargs={
+                **PAPER_ENV,
+                "feature_transform": "log",
+                "progress_feature": True,
+                "action_mode": "absolute",
+                "lr_bounds": [0.01, 1.0],
+                "initial_lr": 0.1,
+            },
+            ppo={"log_std_init": -1.0},
+        ),
+        Design(
+            "absolute+final",
+            "as absolute, plus a terminal reward of 10x the final validation loss",
+            env_kwargs={
+                **PAPER_ENV,
+                "feature_transform": "log",
+                "progress_feature": True,
+                "action_mode": "absolute",
+                "lr_bounds": [0.01, 1.0],
+                "initial_lr": 0.1,
+                "final_reward_weight": 10.0,
+            },
+            ppo={"log_std_init": -1.0},
+        ),
+        Design(
             "start-0.1-no-progress",
             "as start-0.1 without the progress feature",
             env_kwargs={
