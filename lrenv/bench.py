@@ -417,7 +417,8 @@ def part_batched(
         ideal = episodes * decisions * (k * floor["step"] + floor["val"])
         proj_rows.append(["one trainee, from the floor part's step and validation", hours(ideal)])
     text += (
-        "\n\n### Projected wall time of the paper's Fashion-MNIST CNN experiment\n\n"
+        "\n\n### Projected wall time of the paper's experiment\n\n"
+        f"{args.dataset}, {args.model}: "
         f"{episodes} episodes x {PAPER['steps']} SGD steps at batch {args.batch_size}, "
         f"validation ({val_images} images) every {k} steps, on this machine ({device.type}); "
         "resets and PPO's updates not counted.\n\n" + markdown(["how", "projected"], proj_rows)

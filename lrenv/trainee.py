@@ -7,7 +7,8 @@ chunk of SGD steps is reading back the summed loss once at its end.
 - :class:`Trainee` trains one ``nn.Module`` with ``torch.optim.SGD`` (the single env).
 - :class:`BatchedTrainee` trains N models of one architecture as one batched computation
   (``torch.func.functional_call`` under ``torch.vmap``, a per-trainee learning rate, SGD
-  written functionally). Slot ``i`` seeded like a :class:`Trainee` follows the same
+  written functionally; on the CPU, convolutional models loop over the slots instead,
+  which is faster there). Slot ``i`` seeded like a :class:`Trainee` follows the same
   trajectory, within float tolerance: same initial weights, same batch order, same update.
 - :class:`TraineeSlot` is one slot of a :class:`BatchedTrainee` behind the
   :class:`Trainee` interface, so the env's logic runs on it unchanged.
@@ -86,7 +87,7 @@ class BatchOrder:
     draws its batches from one of these, so a seed fixes the batch order everywhere.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, num_examples: int, batch_size: int, seed: int, device: torch.device) -> None:
         self.num_examples = num_examples
         self.batch_size = batch_size
         self.device = device
@@ -429,9 +430,6 @@ class BatchedTrainee:
         idx = torch.tensor(list(slots), device=self.device)
         return {k: v.index_select(0, idx) for k, v in tensors.items()}, idx
 
-    def _loss(self, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(self.module, (params, buffers), (x,)), y)
-
     def _logits(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, (params, buffers), (x,))
 
@@ -448,7 +446,8 @@ class BatchedTrainee:
         Returns the summed training losses, ``(len(slots),)``, on the device.
         """
         batched = self.strategy == "vmap"
-        loss_fn = torch.vmap(self._loss, randomness="error") if batched else self._loss
+        # vmap the network only: cross-entropy under vmap runs a slow Python decomposition
+        forward = torch.vmap(self._logits, randomness="error") if batched else self._logits
         if batched:
             lr = torch.tensor([self.lrs[i] for i in slots], device=self.device)
             steps = {k: -lr.view(-1, *([1] * (v.dim() - 1))) for k, v in params.items()}
@@ -460,7 +459,15 @@ class BatchedTrainee:
                 idx = torch.stack([self.orders[i].next() for i in slots])
             else:
                 idx = self.orders[slots[0]].next()
-            losses = loss_fn(params, buffers, images[idx], labels[idx])
+            logits = forward(params, buffers, images[idx])
+            if batched:  # each trainee's mean over its own batch
+                losses = (
+                    F.cross_entropy(logits.flatten(0, 1), labels[idx].flatten(), reduction="none")
+                    .view(idx.shape)
+                    .mean(dim=1)
+                )
+            else:
+                losses = F.cross_entropy(logits, labels[idx])
             grads = torch.autograd.grad(losses.sum(), list(params.values()))
             with torch.no_grad():
                 for (k, p), g in zip(params.items(), grads, strict=True):
