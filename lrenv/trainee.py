@@ -303,7 +303,7 @@ class BatchedTrainee:
       ones (see ``python -m lrenv.bench``), so looping is the faster way there.
 
     ``"auto"`` is ``"vmap"`` on a GPU and for the MLP, ``"loop"`` for convolutional models
-    on the CPU.
+    on the CPU and for a single trainee (where vmap only adds its overhead).
 
     Slots are addressed by index lists: an operation on a subset of the slots leaves the
     others untouched (their weights, momentum, statistics and batch order).
@@ -342,7 +342,7 @@ class BatchedTrainee:
         self.device = resolve_device(device)
         conv_on_cpu = model in ("cnn", "resnet") and self.device.type == "cpu"
         if strategy == "auto":
-            strategy = "loop" if conv_on_cpu else "vmap"
+            strategy = "loop" if conv_on_cpu or n == 1 else "vmap"
         self.strategy = strategy
         # looping on the CPU: the single trainee's channels-last layout (Trainee's default)
         self.channels_last = strategy == "loop" and conv_on_cpu
