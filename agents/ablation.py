@@ -54,6 +54,8 @@ class Design:
 
 
 PAPER_ENV = {
+    "action_mode": "scale",
+    "lr_bounds": [1e-6, 1.0],
     "initial_lr": None,
     "factor_base": 2.0,
     "feature_transform": "raw",
