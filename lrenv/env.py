@@ -118,6 +118,9 @@ class LRScheduleEnv(gym.Env):
     | keep_best           | False              | keep the best-validation weights (for tests)  |
     | data_root           | None               | where to look for the dataset first           |
     | device              | "auto"             | "auto", "cpu" or "cuda"                       |
+    | compile             | False              | torch.compile the trainee: True, or "eval"    |
+    |                     |                    | for the validation pass only (1.6x faster on  |
+    |                     |                    | a CPU for the CNN; costs seconds to compile)  |
     | render_mode         | None               | "rgb_array": ``render()`` draws the episode   |
 
     ``info`` holds ``lr``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``sgd_step``,
@@ -162,6 +165,7 @@ class LRScheduleEnv(gym.Env):
         keep_best: bool = False,
         data_root: str | None = None,
         device: str = "auto",
+        compile: bool | str = False,
         render_mode: str | None = None,
     ) -> None:
         _validate_config(
@@ -201,7 +205,9 @@ class LRScheduleEnv(gym.Env):
         self.divergence_loss = (
             2.0 * math.log(data.num_classes) if divergence_loss is None else divergence_loss
         )
-        self.trainee = Trainee(data, model, batch_size, momentum, val_size, resolve_device(device))
+        self.trainee = Trainee(
+            data, model, batch_size, momentum, val_size, resolve_device(device), compile=compile
+        )
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         n = len(self.feature_names)
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)

@@ -20,13 +20,15 @@ class LeNet(nn.Module):
         side = ((image_size - 4) // 2 - 4) // 2
         if side < 1:
             raise ValueError(f"LeNet needs images of at least 12x12 pixels, got {image_size}")
+        # Pool before ReLU: the two commute (ReLU is monotone), so the network is LeNet's,
+        # but ReLU then runs on a quarter of the values (12% faster a step; lrenv.bench).
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5),
-            nn.ReLU(),
             nn.MaxPool2d(2),
+            nn.ReLU(),
             nn.Conv2d(6, 16, 5),
-            nn.ReLU(),
             nn.MaxPool2d(2),
+            nn.ReLU(),
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(

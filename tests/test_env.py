@@ -310,3 +310,14 @@ def test_absolute_action_mode_maps_action_onto_rate(action, expected):
     assert info["lr"] == pytest.approx(expected)
     *_, info = env.step(np.array([action], np.float32))  # no accumulation over decisions
     assert info["lr"] == pytest.approx(expected)
+
+
+def test_compiled_validation_gives_the_same_observations():
+    plain = gym.make("lrenv/Synthetic-v0", initial_lr=0.05)
+    compiled = gym.make("lrenv/Synthetic-v0", initial_lr=0.05, compile="eval")
+    for env in (plain, compiled):
+        env.reset(seed=0)
+    for _ in range(3):
+        a, *_ = plain.step(np.array([0.2], np.float32))
+        b, *_ = compiled.step(np.array([0.2], np.float32))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
