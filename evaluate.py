@@ -33,6 +33,7 @@ from agents.evaluation import (
     write_report,
 )
 from lrenv.presets import DEFAULT_PRESET, PRESETS, get_preset
+from lrenv.vector import trainee_device
 
 
 def _cores() -> int:
@@ -66,10 +67,20 @@ class Args:
     """Seeds per candidate schedule in the validation-only selection (the paper: 1)."""
     seed: int = 0
     """First evaluation seed; selection runs use seeds 1_000_000 + seed + j."""
-    workers: int = field(default_factory=_cores)
-    """Worker processes, each with its own envs (default: the core count); 1 runs here."""
+    workers: int | None = None
+    """Worker processes, each with its own envs (default: the core count; 1 with
+    --batched); 1 runs here."""
     threads: int = 1
     """Torch threads per worker process (one is fastest on a shared CPU)."""
+    batched: bool | None = None
+    """Train the runs of one method on one task together (its evaluation runs on all
+    seeds, a baseline family's selection runs), their trainees as one batched computation
+    (lrenv.vector); same results within float tolerance. The way to use a GPU, and the
+    default when the trainees' device (env keyword "device") is one. On a CPU, worker
+    processes are usually faster: batching measured ~1.2x for 8 MLP trainees in one
+    process and nothing for the CNN."""
+    max_batch: int = 16
+    """With --batched: the most runs trained together (a memory bound on a GPU)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -138,11 +149,22 @@ def main(argv: list[str] | None = None) -> Path:
         or f"runs/eval__{task.env_id.split('/')[-1]}__{preset.name}__{args.seed}__{int(started)}"
     )
     threads = args.threads
+    try:
+        batched = (
+            args.batched
+            if args.batched is not None
+            else trainee_device(task.env_id, task.env_kwargs).type == "cuda"
+        )
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    workers = args.workers if args.workers is not None else 1 if batched else _cores()
     config = {
         **dataclasses.asdict(args),
         "preset": preset.name,
         "runs": runs,
         "threads": threads,
+        "workers": workers,
+        "batched": batched,
         "evaluation_settings": {
             "step_decay_grid": {k: list(v) for k, v in settings.step_decay_grid.items()},
             "constant_lrs": list(settings.constant_lrs),
@@ -152,7 +174,9 @@ def main(argv: list[str] | None = None) -> Path:
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
     }
     print(f"evaluating on {task.describe()}; baselines chosen on {baseline_task.describe()}")
-    with Runner(args.workers, threads=threads, progress=args.progress) as runner:
+    with Runner(
+        workers, threads=threads, progress=args.progress, batched=batched, max_batch=args.max_batch
+    ) as runner:
         comparison = run_comparison(
             runner,
             task,

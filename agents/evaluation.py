@@ -23,7 +23,9 @@ Seeds: evaluation run ``i`` uses seed ``seed + i`` for every method; selection r
 initialisations and batch orders they are then evaluated on.
 
 Runs are independent and spread over worker processes (``spawn``), each holding its own
-envs; with one worker everything runs in this process.
+envs; with one worker everything runs in this process. Batched (``Runner(batched=True)``),
+the runs of one method on one task train together, their trainees as one batched
+computation (:mod:`lrenv.vector`), with the same results within float tolerance.
 """
 
 from __future__ import annotations
@@ -206,6 +208,55 @@ class Trajectory:
     diverged: bool = False
 
 
+class _Episode:
+    """One episode of a policy on an env, one decision at a time.
+
+    :func:`run_episode` steps its env alone and :func:`run_episodes` steps many at once
+    (batched trainees); both drive the same episodes through this class.
+    """
+
+    def __init__(self, env: gym.Env, policy: Any, seed: int) -> None:
+        self.env = env
+        self.policy = policy
+        self.total_steps = env.unwrapped.total_steps
+        self.lr_at = getattr(policy, "lr_at", None)
+        options = None if self.lr_at is None else {"initial_lr": self.lr_at(0, self.total_steps)}
+        self.obs, self.info = env.reset(seed=seed, options=options)
+        self.trajectory = Trajectory(
+            val_steps=[self.info["sgd_step"]], val_loss=[self.info["val_loss"]]
+        )
+        self.state: Any = None
+        self.episode_start = np.ones((1,), dtype=bool)
+        self.done = False
+
+    def act(self) -> np.ndarray:
+        """The policy's next action; a schedule's rate is set exactly before it."""
+        action, self.state = self.policy.predict(
+            self.obs, state=self.state, episode_start=self.episode_start, deterministic=True
+        )
+        self.episode_start = np.zeros((1,), dtype=bool)
+        if self.lr_at is not None:
+            self.env.unwrapped.set_lr(self.lr_at(self.info["sgd_step"], self.total_steps))
+        return action
+
+    def record(self, result: tuple[np.ndarray, float, bool, bool, dict[str, Any]]) -> None:
+        """Take in the step that followed :meth:`act`."""
+        start = self.info["sgd_step"]
+        self.obs, _, terminated, truncated, self.info = result
+        info = self.info
+        self.trajectory.lr_steps.append(start)
+        self.trajectory.lr.append(info["lr"])
+        if info["diverged"]:
+            self.trajectory.diverged = True
+        else:
+            self.trajectory.val_steps.append(info["sgd_step"])
+            self.trajectory.val_loss.append(info["val_loss"])
+        if terminated or truncated:
+            self.done = True
+            self.trajectory.end_step = int(info["sgd_step"])
+            self.trajectory.best_val_loss = float(info["best_val_loss"])
+
+
 def run_episode(env: gym.Env, policy: Any, seed: int) -> Trajectory:
     """Run one episode of ``policy`` on ``env`` from ``reset(seed=seed)``.
 
@@ -215,35 +266,42 @@ def run_episode(env: gym.Env, policy: Any, seed: int) -> Trajectory:
     :class:`agents.baselines.SchedulePolicy`) has its rate set exactly with
     ``env.unwrapped.set_lr`` before every step, which then runs with action 0.
     """
-    unwrapped = env.unwrapped
-    total_steps = unwrapped.total_steps
-    lr_at = getattr(policy, "lr_at", None)
-    options = None if lr_at is None else {"initial_lr": lr_at(0, total_steps)}
-    obs, info = env.reset(seed=seed, options=options)
-    trajectory = Trajectory(val_steps=[info["sgd_step"]], val_loss=[info["val_loss"]])
-    state = None
-    episode_start = np.ones((1,), dtype=bool)
-    while True:
-        action, state = policy.predict(
-            obs, state=state, episode_start=episode_start, deterministic=True
+    episode = _Episode(env, policy, seed)
+    while not episode.done:
+        episode.record(env.step(episode.act()))
+    return episode.trajectory
+
+
+def run_episodes(batch: Any, policies: Sequence[Any], seeds: Sequence[int]) -> list[Trajectory]:
+    """Run one episode on each of the first ``len(seeds)`` envs of ``batch`` at once.
+
+    Env ``i`` runs ``policies[i]`` from ``reset(seed=seeds[i])`` exactly as
+    :func:`run_episode` would; the trainees of the envs still running train together,
+    as one batched computation per decision.
+
+    Args:
+        batch: a :class:`lrenv.vector.BatchedEnvs` with at least ``len(seeds)`` envs.
+        policies: one policy per episode (the same object may serve several).
+        seeds: one reset seed per episode.
+
+    Returns:
+        The trajectories, in the order of ``seeds``.
+    """
+    if len(policies) != len(seeds) or len(seeds) > batch.num_envs:
+        raise ValueError(
+            f"{len(policies)} policies and {len(seeds)} seeds for {batch.num_envs} envs"
         )
-        episode_start = np.zeros((1,), dtype=bool)
-        start = info["sgd_step"]
-        if lr_at is not None:
-            unwrapped.set_lr(lr_at(start, total_steps))
-        obs, _, terminated, truncated, info = env.step(action)
-        trajectory.lr_steps.append(start)
-        trajectory.lr.append(info["lr"])
-        if info["diverged"]:
-            trajectory.diverged = True
-        else:
-            trajectory.val_steps.append(info["sgd_step"])
-            trajectory.val_loss.append(info["val_loss"])
-        if terminated or truncated:
-            break
-    trajectory.end_step = int(info["sgd_step"])
-    trajectory.best_val_loss = float(info["best_val_loss"])
-    return trajectory
+    episodes = [
+        _Episode(env, policy, seed)
+        for env, policy, seed in zip(batch.envs, policies, seeds, strict=False)
+    ]
+    running = list(range(len(episodes)))
+    while running:
+        actions = [episodes[i].act() for i in running]
+        for i, result in zip(running, batch.step(actions, running), strict=True):
+            episodes[i].record(result)
+        running = [i for i in running if not episodes[i].done]
+    return [episode.trajectory for episode in episodes]
 
 
 @dataclass(frozen=True)
@@ -289,18 +347,33 @@ class RunResult:
         }
 
 
+def _task_key(task: Task) -> str:
+    return json.dumps(task.to_dict(), sort_keys=True, default=list)
+
+
 class _Cache:
-    """Envs and controllers of one process, made once and reused across jobs."""
+    """Envs, batches of envs and controllers of one process, made once and reused."""
 
     def __init__(self) -> None:
         self.envs: dict[tuple[str, bool], gym.Env] = {}
+        self.batches: dict[tuple[str, bool, int], Any] = {}
         self.controllers: dict[str, Any] = {}
 
     def env(self, task: Task, keep_best: bool) -> gym.Env:
-        key = (json.dumps(task.to_dict(), sort_keys=True, default=list), keep_best)
+        key = (_task_key(task), keep_best)
         if key not in self.envs:
             self.envs[key] = task.make(keep_best)
         return self.envs[key]
+
+    def batch(self, task: Task, keep_best: bool, n: int) -> Any:
+        """A :class:`lrenv.vector.BatchedEnvs` of ``n`` envs of ``task``."""
+        key = (_task_key(task), keep_best, n)
+        if key not in self.batches:
+            from lrenv.vector import BatchedEnvs  # SB3 and the batched trainee only when asked
+
+            kwargs = {**task.env_kwargs, "keep_best": keep_best}
+            self.batches[key] = BatchedEnvs(n, task.env_id, **kwargs)
+        return self.batches[key]
 
     def controller(self, path: str) -> Any:
         if path not in self.controllers:
@@ -310,9 +383,19 @@ class _Cache:
         return self.controllers[path]
 
     def close(self) -> None:
-        for env in self.envs.values():
+        for env in [*self.envs.values(), *self.batches.values()]:
             env.close()
         self.envs.clear()
+        self.batches.clear()
+
+
+def _policy(job: Job, cache: _Cache) -> Any:
+    """The job's policy: its controller (checked against the task) or its schedule."""
+    if job.controller is not None:
+        policy = cache.controller(job.controller)
+        check_controller_fits(policy.observation_size, job.task)
+        return policy
+    return SchedulePolicy(schedule_from_dict(job.schedule))
 
 
 def run_job(job: Job, cache: _Cache | None = None) -> RunResult:
@@ -321,16 +404,46 @@ def run_job(job: Job, cache: _Cache | None = None) -> RunResult:
     cache = _Cache() if cache is None else cache
     try:
         env = cache.env(job.task, keep_best=job.test)
-        if job.controller is not None:
-            policy = cache.controller(job.controller)
-            check_controller_fits(policy.observation_size, job.task)
-        else:
-            policy = SchedulePolicy(schedule_from_dict(job.schedule))
-        trajectory = run_episode(env, policy, job.seed)
+        trajectory = run_episode(env, _policy(job, cache), job.seed)
         tested = env.unwrapped.test_best() if job.test else {}
     finally:
         if own_cache:
             cache.close()
+    return _result(job, trajectory, tested)
+
+
+def run_batch(jobs: Sequence[Job], cache: _Cache | None = None) -> list[RunResult]:
+    """Do ``jobs`` at once in this process, their trainees batched (:mod:`lrenv.vector`).
+
+    The jobs must share a task and ``test``; each gives the same result as
+    :func:`run_job` (within float tolerance: batched sums round differently).
+
+    Args:
+        jobs: the jobs, e.g. one method's runs on several seeds.
+        cache: reuse its batches of envs and controllers (default: a fresh one).
+
+    Returns:
+        The results, in the order of ``jobs``.
+    """
+    if not jobs:
+        return []
+    first = jobs[0]
+    if any(_task_key(j.task) != _task_key(first.task) or j.test != first.test for j in jobs):
+        raise ValueError("a batch of jobs must share one task and one test flag")
+    own_cache = cache is None
+    cache = _Cache() if cache is None else cache
+    try:
+        batch = cache.batch(first.task, first.test, len(jobs))
+        policies = [_policy(job, cache) for job in jobs]
+        trajectories = run_episodes(batch, policies, [job.seed for job in jobs])
+        tested = [env.test_best() if first.test else {} for env in batch.envs[: len(jobs)]]
+    finally:
+        if own_cache:
+            cache.close()
+    return [_result(*args) for args in zip(jobs, trajectories, tested, strict=True)]
+
+
+def _result(job: Job, trajectory: Trajectory, tested: Mapping[str, float]) -> RunResult:
     return RunResult(
         method=job.method,
         seed=job.seed,
@@ -359,6 +472,40 @@ def _run_in_worker(job: Job) -> RunResult:
     return run_job(job, _WORKER_CACHE)
 
 
+def _run_batch_in_worker(jobs: list[Job]) -> list[RunResult]:
+    return run_batch(jobs, _WORKER_CACHE)
+
+
+def batches(jobs: Sequence[Job], max_batch: int | None = None) -> list[list[int]]:
+    """The indices of ``jobs`` in groups that can train batched.
+
+    A group holds the jobs of one method on one task (with one controller and ``test``
+    flag), e.g. a method's evaluation runs on all seeds, or one baseline family's
+    selection runs; a group larger than ``max_batch`` is split into near-equal parts.
+
+    Args:
+        jobs: the jobs.
+        max_batch: the most jobs in one group (``None``: no limit).
+
+    Returns:
+        Index lists, in the order of each group's first job.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, job in enumerate(jobs):
+        key = (job.method, _task_key(job.task), job.test, job.controller)
+        groups.setdefault(key, []).append(i)
+    out = []
+    for group in groups.values():
+        parts = 1 if max_batch is None else math.ceil(len(group) / max_batch)
+        size, extra = divmod(len(group), parts)
+        start = 0
+        for k in range(parts):
+            end = start + size + (k < extra)
+            out.append(group[start:end])
+            start = end
+    return out
+
+
 class Runner:
     """Runs jobs in this process (``workers=1``) or over a pool of spawned processes.
 
@@ -370,14 +517,30 @@ class Runner:
             per process is fastest on a shared CPU: with other jobs running, two threads
             made a synthetic episode 6x slower than one (1.2 s against 0.2 s).
         progress: show a tqdm progress bar.
+        batched: train the jobs of one method on one task together, their trainees as one
+            batched computation (:func:`batches`, :func:`run_batch`); each group is one
+            unit of work for a worker. The results equal unbatched ones within float
+            tolerance. The way to use a GPU.
+        max_batch: the most jobs trained together (``None``: all of a group).
     """
 
-    def __init__(self, workers: int = 1, threads: int | None = None, progress: bool = True):
+    def __init__(
+        self,
+        workers: int = 1,
+        threads: int | None = None,
+        progress: bool = True,
+        batched: bool = False,
+        max_batch: int | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 or None, got {max_batch}")
         self.workers = workers
         self.threads = threads
         self.progress = progress
+        self.batched = batched
+        self.max_batch = max_batch
         self._pool: ProcessPoolExecutor | None = None
         self._cache = _Cache()
         self._saved_threads: int | None = None
@@ -410,6 +573,8 @@ class Runner:
 
     def run(self, jobs: Sequence[Job], desc: str = "runs") -> list[RunResult]:
         """Results in the order of ``jobs``; the first failure is raised."""
+        if self.batched:
+            return self._run_batched(jobs, desc)
         bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not self.progress)
         try:
             if self._pool is None:
@@ -426,6 +591,34 @@ class Runner:
                 for future in done:
                     results[futures[future]] = future.result()  # raises the worker's error
                     bar.update()
+            return results  # type: ignore[return-value]
+        finally:
+            bar.close()
+
+    def _run_batched(self, jobs: Sequence[Job], desc: str) -> list[RunResult]:
+        groups = batches(jobs, self.max_batch)
+        results: list[RunResult | None] = [None] * len(jobs)
+        bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not self.progress)
+
+        def keep(group: list[int], done: list[RunResult]) -> None:
+            for i, result in zip(group, done, strict=True):
+                results[i] = result
+            bar.update(len(group))
+
+        try:
+            if self._pool is None:
+                for group in groups:
+                    keep(group, run_batch([jobs[i] for i in group], self._cache))
+            else:
+                futures = {
+                    self._pool.submit(_run_batch_in_worker, [jobs[i] for i in group]): k
+                    for k, group in enumerate(groups)
+                }
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        keep(groups[futures[future]], future.result())
             return results  # type: ignore[return-value]
         finally:
             bar.close()

@@ -54,6 +54,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from lrenv.presets import PPOSettings
+from lrenv.vector import make_batched_vec_env
 
 # Parameters whose names start with one of these belong to the critic; all others (the
 # actor's layers, the action head and log_std) to the actor. FlattenExtractor, the
@@ -363,24 +364,37 @@ def training_envs(
     *,
     torch_threads: int | None = None,
     vecnormalize: str | Path | None = None,
+    batched: bool = False,
+    seed: int | None = None,
 ) -> VecEnv:
-    """``n_envs`` trainees (worker processes when more than one), normalised as configured.
+    """``n_envs`` trainees, normalised as configured.
 
     Args:
         env_id: the trainee task.
         env_kwargs: keywords for ``gym.make``.
-        n_envs: trainees trained at once; more than one runs each in its own process
-            (``SubprocVecEnv``), one is stepped in this process (``DummyVecEnv``).
+        n_envs: trainees trained at once. Unbatched, more than one runs each in its own
+            process (``SubprocVecEnv``) and one is stepped in this process
+            (``DummyVecEnv``); batched, all of them train in this process as one batched
+            computation (:func:`lrenv.vector.make_batched_vec_env`).
         settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
-        torch_threads: torch threads in each worker process.
+        torch_threads: torch threads in each worker process (unbatched only).
         vecnormalize: a saved ``VecNormalize`` to continue from (a resumed run).
+        batched: train the trainees as one batched computation (issue 5): the way to use a
+            GPU; each trainee is the same as an unbatched one with the same seed.
+        seed: seed the envs now (batched only; unbatched envs are seeded by the model).
 
     Returns:
         The vectorised env, wrapped in ``VecNormalize`` when either normalisation is on.
     """
-    threads = torch_threads if n_envs > 1 else None
-    factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
-    venv: VecEnv = SubprocVecEnv([factory] * n_envs) if n_envs > 1 else DummyVecEnv([factory])
+    venv: VecEnv
+    if batched:
+        # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
+        # the batched envs are made without gym.make, so there is no Monitor to double.
+        venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **dict(env_kwargs))
+    else:
+        threads = torch_threads if n_envs > 1 else None
+        factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
+        venv = SubprocVecEnv([factory] * n_envs) if n_envs > 1 else DummyVecEnv([factory])
     if vecnormalize is not None:
         venv = VecNormalize.load(str(vecnormalize), venv)
         venv.training = True

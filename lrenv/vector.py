@@ -16,6 +16,8 @@ same keywords and seed, within float tolerance (``tests/test_vector.py``).
   ``get_attr``) is DummyVecEnv's own code.
 - :class:`BatchedVectorEnv` is a Gymnasium ``SyncVectorEnv`` likewise (every autoreset mode).
 - :func:`make_batched_vec_env` and :func:`make_batched_vector_env` build them from an id.
+- :func:`trainee_device` says where a task's trainees would live; ``train.py`` and
+  ``evaluate.py`` batch by default when that is a GPU.
 
 How the adapters stay thin: before the parent's step loop runs, the core computes every
 env's step result at once and hands each env its own; the env's ``step`` then returns that
@@ -30,18 +32,20 @@ result instead of training alone. So the parents' auto-reset logic is reused ver
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
 from lrenv.env import LRScheduleEnv, check_action
-from lrenv.trainee import BatchedTrainee, TraineeSlot
+from lrenv.trainee import BatchedTrainee, TraineeSlot, resolve_device
 
 StepResult = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
 
@@ -80,6 +84,24 @@ def resolve_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any
     if not (isinstance(entry, type) and issubclass(entry, LRScheduleEnv)):
         raise ValueError(f"{env_id} is not an lrenv LRScheduleEnv id; batched envs need one")
     return {**spec.kwargs, **env_kwargs}
+
+
+def trainee_device(env_id: str, env_kwargs: Mapping[str, Any]) -> torch.device:
+    """The device the trainees of ``gym.make(env_id, **env_kwargs)`` would train on.
+
+    Args:
+        env_id: a registered lrenv id.
+        env_kwargs: keywords over the id's registered ones (``"device"`` among them, or not).
+
+    Returns:
+        The resolved device (``"auto"`` is CUDA when available).
+
+    Raises:
+        ValueError: if ``env_id`` is not an lrenv id, or asks for CUDA where there is none.
+    """
+    kwargs = resolve_env_kwargs(env_id, dict(env_kwargs))
+    default = inspect.signature(LRScheduleEnv).parameters["device"].default
+    return resolve_device(kwargs.get("device", default))
 
 
 class BatchedEnvs:

@@ -31,6 +31,7 @@ from agents.evaluation import (
     Job,
     Runner,
     Task,
+    batches,
     candidates,
     resolve_tasks,
     run_episode,
@@ -323,6 +324,48 @@ def test_worker_processes_give_the_same_runs_as_one_process():
         there = runner.run(jobs)
     assert [r.record() for r in there] == [r.record() for r in here]
     assert here[0].test_loss != here[1].test_loss
+
+
+def test_batched_runs_equal_unbatched_runs(controller_zip):
+    """Controller and schedule runs, tested or not, one diverging early: the batched
+    runner gives every run what the unbatched one gives, within float tolerance."""
+    task = Task("lrenv/Synthetic-v0", SHORT)
+    seeds = (0, 1, 2)
+    jobs = [Job("controller", task, seed, controller=str(controller_zip)) for seed in seeds]
+    jobs += [Job("constant", task, seed, schedule_to_dict(Constant(0.05))) for seed in seeds]
+    jobs += [  # selection-like: two schedules in one batch; 1e3 diverges at once
+        Job("step_decay", task, 5, schedule_to_dict(schedule), test=False)
+        for schedule in (StepDecay(0.1, every=20, factor=0.5), Constant(1e3))
+    ]
+    assert batches(jobs, max_batch=2) == [[0, 1], [2], [3, 4], [5], [6, 7]]
+    with Runner(1, progress=False) as runner:
+        single = runner.run(jobs)
+    with Runner(1, progress=False, batched=True, max_batch=2) as runner:
+        batched = runner.run(jobs)
+
+    assert [r.trajectory.diverged for r in single] == [False] * 7 + [True]
+    for a, b in zip(single, batched, strict=True):
+        for key in ("method", "seed", "diverged", "schedule"):
+            assert getattr(b, key) == getattr(a, key)
+        assert b.best_val_loss == pytest.approx(a.best_val_loss, rel=1e-4)
+        for key in ("test_loss", "test_accuracy"):
+            got, expected = getattr(b, key), getattr(a, key)
+            assert got == expected if expected is None else got == pytest.approx(expected, rel=1e-4)
+        ta, tb = a.trajectory, b.trajectory
+        assert (tb.val_steps, tb.lr_steps, tb.end_step) == (ta.val_steps, ta.lr_steps, ta.end_step)
+        assert tb.lr == pytest.approx(ta.lr, rel=1e-4)
+        assert tb.val_loss == pytest.approx(ta.val_loss, rel=1e-4)
+    assert single[0].test_loss != single[1].test_loss  # the seeds differ, in both
+
+
+def test_evaluate_batched_runs_in_this_process(tmp_path):
+    out = tmp_path / "eval"
+    flags = ["--preset", "smoke", "--baselines", "constant", "--runs", "2", "--batched"]
+    flags += ["--env-kwargs", '{"total_steps": 40}', "--no-progress", "--out", str(out)]
+    evaluate.main(flags)
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["batched"] is True and results["config"]["workers"] == 1
+    assert [(r["method"], r["seed"]) for r in results["runs"]] == [("constant", 0), ("constant", 1)]
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from agents.controller import Controller
 from agents.ppo import TwoRatePPO, group_rates
 from agents.runs import RunDir
+from lrenv.vector import BatchedVecEnv
 
 # train.py is a script at the project root, which plain `pytest` does not put on sys.path.
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,42 @@ def test_train_saves_a_controller_that_loads_and_predicts(tmp_path, flags, algor
     updates = scalars(run, "train/learning_rate_actor")
     assert updates == pytest.approx([1e-3] * len(updates)) and updates
     assert scalars(run, "train/learning_rate_critic") == pytest.approx([5e-3] * len(updates))
+
+
+class RecordEnv(BaseCallback):
+    """Keep the innermost training VecEnv (under VecNormalize and VecMonitor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.venv = None
+
+    def _on_training_start(self) -> None:
+        self.venv = self.training_env.unwrapped
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_batched_training_saves_a_controller_that_loads(tmp_path, capsys):
+    record = RecordEnv()
+    flags = smoke(tmp_path / "run", "--batched", "--n-envs", "2", "--episodes", "4")
+    run = RunDir(train.main(flags, callbacks=[record]))
+    assert isinstance(record.venv, BatchedVecEnv) and record.venv.num_envs == 2
+    config = run.read_config()
+    assert config["runtime"] == {"batched": True} and "batched" not in config["config"]
+    progress = run.last_checkpoint().progress
+    assert progress["batched"] and progress["finished"] and progress["episodes_done"] == 4
+    # VecMonitor's episode records reach the tracker once per episode, as Monitor's do
+    assert len(scalars(run, "trainee/return")) == 4
+
+    controller = Controller.load(run.controller)
+    assert controller.normalization["mean"].shape == (7,)
+    action, _ = controller.predict(np.zeros(7, dtype=np.float32))
+    assert action.shape == (1,) and -1 <= action[0] <= 1
+
+    # A runtime choice, not configuration: a resume may change it without being refused.
+    train.main(["--resume", str(run.path), "--no-batched"])
+    assert "is finished" in capsys.readouterr().out
 
 
 def test_two_rates_survive_updates_and_reloading(tmp_path):
