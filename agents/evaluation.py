@@ -320,6 +320,14 @@ class Job:
     controller: str | None = None
     test: bool = True
 
+    def __post_init__(self) -> None:
+        if self.schedule is not None:
+            # A schedule sets each rate with set_lr and steps with action 0, which keeps the
+            # rate only under the multiplicative action; how a controller's actions map
+            # onto rates is no part of the task a schedule runs on.
+            kwargs = {**self.task.env_kwargs, "action_mode": "scale"}
+            object.__setattr__(self, "task", Task(self.task.env_id, kwargs))
+
 
 @dataclass
 class RunResult:

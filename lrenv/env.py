@@ -315,6 +315,11 @@ class LRScheduleEnv(gym.Env):
             raise ValueError(f"learning rate must be positive and finite, got {lr}")
         if self._obs is None:
             raise RuntimeError("call reset() before set_lr()")
+        if self.action_mode == "absolute":
+            raise RuntimeError(
+                "set_lr needs action_mode='scale': under 'absolute' the next action sets the "
+                "rate anew, so a rate set here would not hold"
+            )
         self.trainee.set_lr(float(lr))
         self._obs[self.feature_names.index("log10_lr")] = math.log10(lr)
 

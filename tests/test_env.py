@@ -321,3 +321,10 @@ def test_compiled_validation_gives_the_same_observations():
         a, *_ = plain.step(np.array([0.2], np.float32))
         b, *_ = compiled.step(np.array([0.2], np.float32))
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_set_lr_refuses_absolute_action_mode():
+    env = gym.make("lrenv/Synthetic-v0", action_mode="absolute", lr_bounds=(0.01, 1.0))
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="action_mode='scale'"):
+        env.unwrapped.set_lr(0.3)

@@ -35,6 +35,7 @@ from agents.evaluation import (
     candidates,
     resolve_tasks,
     run_episode,
+    run_job,
     select_baselines,
     t_test,
 )
@@ -393,3 +394,13 @@ def test_cpu_preset_comparison_on_real_fashion_mnist(tmp_path):
     for method in ("step_decay", "constant"):
         assert results["summary"][method]["test_accuracy_mean"] > 0.75
         assert results["summary"][method]["runs"] == 3
+
+
+def test_schedules_run_exactly_on_a_task_whose_controller_acts_absolutely():
+    """A controller trained with action_mode='absolute' carries that into the evaluation
+    task; the baseline schedules must still train at exactly their rates there."""
+    task = Task("lrenv/Synthetic-v0", {"action_mode": "absolute", "lr_bounds": [0.01, 1.0]})
+    schedule = schedule_to_dict(StepDecay(0.3, 20, 0.5))
+    result = run_job(Job("step_decay", task, seed=0, schedule=schedule, test=False))
+    expected = [0.3 * 0.5 ** (step // 20) for step in result.trajectory.lr_steps]
+    np.testing.assert_allclose(result.trajectory.lr, expected, rtol=1e-12)
