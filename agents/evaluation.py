@@ -1030,9 +1030,9 @@ def verdict(comparison: Comparison) -> str:
     if math.isnan(p):
         judged = "no t-test is possible with fewer than two runs"
     elif p < SIGNIFICANCE:
-        judged = f"significant at p < {SIGNIFICANCE} (p = {p:.4f})"
+        judged = f"significant at p < {SIGNIFICANCE} (p = {p:.2g})"
     else:
-        judged = f"not significant (p = {p:.4f})"
+        judged = f"not significant (p = {p:.2g})"
     return (
         f"The learned controller's mean test loss is {abs(diff):.4f} {direction} than the "
         f"best step-decay schedule's; {judged}."

@@ -95,38 +95,14 @@ def two_rate_optimizer(
     return policy.optimizer_class(groups, lr=actor_lr, **policy.optimizer_kwargs)
 
 
-class TwoRatePolicy(ActorCriticPolicy):
-    """SB3's MLP actor-critic policy with separate Adam rates for actor and critic.
+class _TwoRatePolicyMixin:
+    """Separate Adam rates for actor and critic, for either policy class below.
 
     Args:
-        *args: passed to ``ActorCriticPolicy``.
-        actor_lr: Adam learning rate of the actor (paper: 1e-3).
-        critic_lr: Adam learning rate of the critic (paper: 5e-3).
-        **kwargs: passed to ``ActorCriticPolicy``.
-    """
-
-    def __init__(
-        self, *args: Any, actor_lr: float = 1e-3, critic_lr: float = 5e-3, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.actor_lr = float(actor_lr)
-        self.critic_lr = float(critic_lr)
-        self.optimizer = two_rate_optimizer(self, self.actor_lr, self.critic_lr)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(actor_lr=self.actor_lr, critic_lr=self.critic_lr)
-        return data
-
-
-class TwoRateRecurrentPolicy(RecurrentActorCriticPolicy):
-    """sb3-contrib's LSTM actor-critic policy with separate Adam rates for actor and critic.
-
-    Args:
-        *args: passed to ``RecurrentActorCriticPolicy``.
+        *args: passed to the policy class.
         actor_lr: Adam learning rate of the actor, LSTM included (paper: 1e-3).
         critic_lr: Adam learning rate of the critic (paper: 5e-3).
-        **kwargs: passed to ``RecurrentActorCriticPolicy``.
+        **kwargs: passed to the policy class.
     """
 
     def __init__(
@@ -141,6 +117,14 @@ class TwoRateRecurrentPolicy(RecurrentActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(actor_lr=self.actor_lr, critic_lr=self.critic_lr)
         return data
+
+
+class TwoRatePolicy(_TwoRatePolicyMixin, ActorCriticPolicy):
+    """SB3's MLP actor-critic policy with separate Adam rates for actor and critic."""
+
+
+class TwoRateRecurrentPolicy(_TwoRatePolicyMixin, RecurrentActorCriticPolicy):
+    """sb3-contrib's LSTM actor-critic policy with separate Adam rates for actor and critic."""
 
 
 class _TwoRateMixin:
