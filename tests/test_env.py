@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -328,3 +330,21 @@ def test_set_lr_refuses_absolute_action_mode():
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="action_mode='scale'"):
         env.unwrapped.set_lr(0.3)
+
+
+CIFAR_ROOT = Path(os.environ.get("LRENV_DATA", Path.home() / ".cache" / "lrenv"))
+HAVE_CIFAR = (CIFAR_ROOT / "cifar-10-batches-py" / "test_batch").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_CIFAR, reason="build CIFAR-10 with shared/data/get-cifar10.sh")
+@pytest.mark.parametrize("env_id", ["lrenv/CIFAR10-CNN-v0", "lrenv/CIFAR10-ResNet-v0"])
+def test_cifar10_ids_make_and_step(env_id):
+    env = gym.make(env_id, device="cpu", batch_size=32, total_steps=20, val_size=200)
+    trainee = env.unwrapped.trainee
+    assert len(trainee.train_data) == 40_000
+    assert trainee.dataset.val.images.shape == (10_000, 3, 32, 32)
+    assert trainee.dataset.test.labels[:5].tolist() == [3, 8, 8, 0, 6]  # the official order
+    env.reset(seed=0, options={"initial_lr": 0.01})
+    obs, reward, *_ = env.step(np.array([0.0], np.float32))
+    assert np.isfinite(obs).all() and -3 < reward < 0
