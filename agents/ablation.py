@@ -63,6 +63,12 @@ PAPER_ENV = {
     "final_reward_weight": 0.0,
 }
 
+LOG_PROGRESS = {**PAPER_ENV, "feature_transform": "log", "progress_feature": True}
+FROM_01 = {**LOG_PROGRESS, "factor_base": 1.5, "initial_lr": 0.1}
+ABSOLUTE = {**LOG_PROGRESS, "action_mode": "absolute", "lr_bounds": [0.01, 1.0], "initial_lr": 0.1}
+FINAL_TERM = {"final_reward_weight": 10.0}
+NARROW_STD = {"log_std_init": -1.0}
+
 DESIGNS: dict[str, Design] = {
     design.name: design
     for design in (
@@ -77,78 +83,40 @@ DESIGNS: dict[str, Design] = {
             "probe",
             "the CPU probe's best: log features, progress feature, factor 1.25**a, "
             "initial rate from {1e-2, 1e-3, 1e-4}",
-            env_kwargs={
-                **PAPER_ENV,
-                "feature_transform": "log",
-                "progress_feature": True,
-                "factor_base": 1.25,
-            },
+            env_kwargs={**LOG_PROGRESS, "factor_base": 1.25},
             ppo={"log_std_init": 0.0},
         ),
         Design(
             "start-0.1",
             "log features, progress, factor 1.5**a, initial rate 0.1 (the grid's largest), "
             "initial log-std -1",
-            env_kwargs={
-                **PAPER_ENV,
-                "feature_transform": "log",
-                "progress_feature": True,
-                "factor_base": 1.5,
-                "initial_lr": 0.1,
-            },
-            ppo={"log_std_init": -1.0},
+            env_kwargs=FROM_01,
+            ppo=NARROW_STD,
         ),
         Design(
             "start-0.1+final",
             "as start-0.1, plus a terminal reward of 10x the final validation loss",
-            env_kwargs={
-                **PAPER_ENV,
-                "feature_transform": "log",
-                "progress_feature": True,
-                "factor_base": 1.5,
-                "initial_lr": 0.1,
-                "final_reward_weight": 10.0,
-            },
-            ppo={"log_std_init": -1.0},
+            env_kwargs={**FROM_01, **FINAL_TERM},
+            ppo=NARROW_STD,
         ),
         Design(
             "absolute",
             "the action sets the rate itself, log-uniformly over [0.01, 1] (no accumulation "
             "of exploration noise); log features, progress, initial log-std -1",
-            env_kwargs={
-                **PAPER_ENV,
-                "feature_transform": "log",
-                "progress_feature": True,
-                "action_mode": "absolute",
-                "lr_bounds": [0.01, 1.0],
-                "initial_lr": 0.1,
-            },
-            ppo={"log_std_init": -1.0},
+            env_kwargs=ABSOLUTE,
+            ppo=NARROW_STD,
         ),
         Design(
             "absolute+final",
             "as absolute, plus a terminal reward of 10x the final validation loss",
-            env_kwargs={
-                **PAPER_ENV,
-                "feature_transform": "log",
-                "progress_feature": True,
-                "action_mode": "absolute",
-                "lr_bounds": [0.01, 1.0],
-                "initial_lr": 0.1,
-                "final_reward_weight": 10.0,
-            },
-            ppo={"log_std_init": -1.0},
+            env_kwargs={**ABSOLUTE, **FINAL_TERM},
+            ppo=NARROW_STD,
         ),
         Design(
             "start-0.1-no-progress",
             "as start-0.1 without the progress feature",
-            env_kwargs={
-                **PAPER_ENV,
-                "feature_transform": "log",
-                "factor_base": 1.5,
-                "initial_lr": 0.1,
-            },
-            ppo={"log_std_init": -1.0},
+            env_kwargs={**FROM_01, "progress_feature": False},
+            ppo=NARROW_STD,
         ),
     )
 }
