@@ -8,7 +8,8 @@ validation loss only, on the task the controller was trained on; the winners and
 controller then train ``--runs`` times on the same seeds, and each run's best-validation
 checkpoint is tested once. Writes results.json, results.md (the paper's table with
 t-test p-values), trajectories.json, val_loss.png and lr_schedule.png into ``--out``.
-Without ``--controller`` only the baselines are compared. See agents/evaluation.py.
+Without ``--controller`` only the baselines are compared. See agents/evaluation.py (the
+runs and statistics) and agents/report.py (the files written).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from agents.evaluation import (
     check_controller_fits,
     resolve_tasks,
     run_comparison,
-    write_report,
 )
+from agents.report import write_report
 from lrenv.presets import DEFAULT_PRESET, PRESETS, get_preset
 from lrenv.vector import trainee_device
 
