@@ -263,17 +263,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             preset.evaluation.cosine_lrs,
         )
         selection_path = out / "selection.json"
-        if selection_path.exists():
-            chosen = json.loads(selection_path.read_text())
-        else:
+        if not selection_path.exists():
             selections = select_baselines(runner, families, base_task, [0])
-            chosen = {m: s.best for m, s in selections.items()}
             selection_path.write_text(
                 json.dumps({m: s.to_dict() for m, s in selections.items()}, indent=1)
             )
-            chosen = json.loads(selection_path.read_text())
         baselines = {}
-        for method, selection in chosen.items():
+        for method, selection in json.loads(selection_path.read_text()).items():
             jobs = [Job(method, base_task, s, schedule=selection["chosen"]) for s in seeds]
             records = cached_runs(out / f"baseline-{method}.json", runner, jobs, method)
             description = next(

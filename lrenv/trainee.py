@@ -357,10 +357,9 @@ class BatchedTrainee:
         with torch.device("meta"):  # shapes only, no initialisation work
             template = build_model(model, dataset.image_shape, dataset.num_classes)
         self.module = template  # stateless: functional_call fills it with each slot's tensors
+        last_linear = final_linear(template)
         self.final_weight_name = next(
-            f"{name}.weight"
-            for name, module in template.named_modules()
-            if module is final_linear(template)
+            f"{name}.weight" for name, module in template.named_modules() if module is last_linear
         )
 
         def stacked(t: torch.Tensor) -> torch.Tensor:
