@@ -56,7 +56,13 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from agents.controller import Controller
 from lrenv.data import Split
-from lrenv.env import OBS_LIMIT, LRScheduleEnv, check_action, scaled_lr
+from lrenv.env import (
+    LRScheduleEnv,
+    check_action,
+    looks_diverged,
+    resolve_divergence_loss,
+    scaled_lr,
+)
 from lrenv.features import compute_features, feature_names
 from lrenv.models import final_linear
 from lrenv.trainee import Evaluation, evaluate_module
@@ -69,6 +75,7 @@ SCHEDULER_SETTINGS = (
     "progress_feature",
     "steps_per_action",
     "total_steps",
+    "divergence_loss",
 )
 """The env keywords that decide how a controller's decisions map onto a training loop."""
 
@@ -399,10 +406,18 @@ class LearnedLRScheduler(LRScheduler):
         probe = self._initial_probe
         self._initial_probe = None
         self.started = True
-        self._decide(first_loss, probe["val_loss"], probe["probs"], probe["weight"])
+        # the env observes its reset without a divergence test on the loss: nor do we here
+        self._decide(
+            first_loss, probe["val_loss"], probe["probs"], probe["weight"], after_training=False
+        )
 
     def _decide(
-        self, train_loss: float, val_loss: float, probs: torch.Tensor, weight: torch.Tensor
+        self,
+        train_loss: float,
+        val_loss: float,
+        probs: torch.Tensor,
+        weight: torch.Tensor,
+        after_training: bool = True,
     ) -> None:
         """Observe as the env does, ask the controller, and set the rates."""
         prev_probs = probs if self._prev_probs is None else self._prev_probs.to(probs.device)
@@ -421,7 +436,12 @@ class LearnedLRScheduler(LRScheduler):
         )
         self._prev_probs = probs
         self.last_observation = obs
-        if not (np.abs(obs) <= OBS_LIMIT).all():  # the env's test for a diverged trainee
+        divergence_loss = (
+            resolve_divergence_loss(self.settings["divergence_loss"], int(probs.shape[-1]))
+            if after_training
+            else math.inf
+        )
+        if looks_diverged(val_loss, obs, divergence_loss):
             warnings.warn(
                 f"training looks diverged at step {self.last_epoch} (features "
                 f"{self.last_features}); the learning rate stays at "

@@ -202,9 +202,7 @@ class LRScheduleEnv(gym.Env):
         self.feature_names = feature_names(progress_feature)
 
         data = load_dataset(dataset, data_root)
-        self.divergence_loss = (
-            2.0 * math.log(data.num_classes) if divergence_loss is None else divergence_loss
-        )
+        self.divergence_loss = resolve_divergence_loss(divergence_loss, data.num_classes)
         self.trainee = Trainee(
             data, model, batch_size, momentum, val_size, resolve_device(device), compile=compile
         )
@@ -280,11 +278,7 @@ class LRScheduleEnv(gym.Env):
         truncated = trainee.sgd_step >= self.total_steps
         if evaluation is not None:
             obs = self._features(train_loss, evaluation.loss, evaluation.probs)
-        if (
-            evaluation is None
-            or not evaluation.loss <= self.divergence_loss
-            or not (np.abs(obs) <= OBS_LIMIT).all()
-        ):
+        if evaluation is None or looks_diverged(evaluation.loss, obs, self.divergence_loss):
             return self._diverged(train_loss)
         self._probs = evaluation.probs
         self._obs = obs
@@ -369,6 +363,20 @@ class LRScheduleEnv(gym.Env):
             "best_val_loss": self.trainee.best_val_loss,
             "diverged": diverged,
         }
+
+
+def resolve_divergence_loss(divergence_loss: float | None, num_classes: int) -> float:
+    """``divergence_loss``, or by default twice the chance-level loss ``2 ln C``."""
+    return 2.0 * math.log(num_classes) if divergence_loss is None else float(divergence_loss)
+
+
+def looks_diverged(val_loss: float, obs: np.ndarray, divergence_loss: float) -> bool:
+    """The divergence test after a decision's finite training steps: a validation loss
+    above ``divergence_loss`` (or NaN), or a feature beyond ``OBS_LIMIT``.
+
+    Shared with the drop-in scheduler, so both call the same runs diverged.
+    """
+    return not val_loss <= divergence_loss or not (np.abs(obs) <= OBS_LIMIT).all()
 
 
 def scaled_lr(
