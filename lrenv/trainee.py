@@ -32,6 +32,7 @@ from lrenv.data import Dataset, Split
 from lrenv.models import build_model, final_linear
 
 EVAL_CHUNK = 2000  # validation examples per forward pass of one model
+PRECISIONS = ("fp32", "bf16")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -42,6 +43,24 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but CUDA is not available; use 'cpu'")
     return resolved
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise ``ValueError`` unless ``precision`` is one of :data:`PRECISIONS` on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU has no bfloat16 support; use precision='fp32'")
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The forward pass's precision: ``"bf16"`` is bfloat16 autocast, ``"fp32"`` is plain.
+
+    Under bf16 autocast convolutions and matrix products run in bfloat16 (on the matrix
+    units of a GPU, or of a CPU with AMX), while the weights, their gradients, the SGD
+    update and the loss stay in float32: mixed precision, not a bfloat16 model.
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 @dataclass(frozen=True)
@@ -124,10 +143,12 @@ def _summarize(logits: torch.Tensor, labels: torch.Tensor) -> list[Evaluation]:
     return [Evaluation(scalars[0][i], scalars[1][i], probs[i]) for i in range(m)]
 
 
-def evaluate_module(model: nn.Module, split: Split, chunk: int = EVAL_CHUNK) -> Evaluation:
+def evaluate_module(
+    model: nn.Module, split: Split, chunk: int = EVAL_CHUNK, precision: str = "fp32"
+) -> Evaluation:
     """Loss, accuracy and softmax predictions of ``model`` on ``split``, in eval mode."""
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(split.images.device, precision):
         logits = torch.cat([model(x) for x in split.images.split(chunk)])
         return _summarize(logits[None], split.labels)[0]
 
@@ -158,6 +179,9 @@ class Trainee:
             faster, its training step slower; compiling takes 10-30 s per process.
         channels_last: keep images and convolution weights channels-last; ``None`` (the
             default) does so for the CNN and the ResNet on the CPU, where it is faster.
+        precision: ``"fp32"`` (the default) or ``"bf16"``, bfloat16 mixed precision for the
+            forward passes (see :func:`autocast`). On a CPU with AMX it makes the ResNet-18
+            step about 3x faster and the LeNet step about 1.3x (``python -m lrenv.bench``).
     """
 
     def __init__(
@@ -170,8 +194,11 @@ class Trainee:
         device: str | torch.device = "cpu",
         compile: bool | str = False,
         channels_last: bool | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.device = resolve_device(device)
+        check_precision(precision, self.device)
+        self.precision = precision
         self.dataset = dataset
         self.model_name = model
         self.batch_size = batch_size
@@ -235,7 +262,8 @@ class Trainee:
         total = torch.zeros((), device=self.device)
         for _ in range(n):
             idx = self.order.next()
-            loss = F.cross_entropy(self._forward(images[idx]), labels[idx])
+            with autocast(self.device, self.precision):
+                loss = F.cross_entropy(self._forward(images[idx]), labels[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -249,7 +277,7 @@ class Trainee:
         if model is None:
             self.model.eval()  # the compiled forward shares the module and its mode
             model = self._eval_forward
-        return evaluate_module(model, split)
+        return evaluate_module(model, split, precision=self.precision)
 
     def final_weight(self) -> torch.Tensor:
         """The final dense layer's weight matrix."""
@@ -278,7 +306,7 @@ class Trainee:
             raise RuntimeError("no checkpoint recorded: call record_validation during training")
         model = copy.deepcopy(self.model)
         model.load_state_dict(self.best_state)
-        return evaluate_module(model, self.dataset.test.to(self.device))
+        return evaluate_module(model, self.dataset.test.to(self.device), precision=self.precision)
 
 
 # --- many trainees as one computation --------------------------------------------------------
@@ -319,6 +347,7 @@ class BatchedTrainee:
         strategy: ``"auto"``, ``"vmap"`` or ``"loop"``.
         eval_rows: examples pushed through the batched model per validation forward pass,
             summed over trainees (a memory bound; ``"vmap"`` only).
+        precision: ``"fp32"`` or ``"bf16"``, as :class:`Trainee`'s.
     """
 
     STRATEGIES = ("auto", "vmap", "loop")
@@ -334,12 +363,15 @@ class BatchedTrainee:
         device: str | torch.device = "cpu",
         strategy: str = "auto",
         eval_rows: int = 16_000,
+        precision: str = "fp32",
     ) -> None:
         if n < 1:
             raise ValueError(f"n must be a positive number of trainees, got {n}")
         if strategy not in self.STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {self.STRATEGIES}")
         self.device = resolve_device(device)
+        check_precision(precision, self.device)
+        self.precision = precision
         conv_on_cpu = model in ("cnn", "resnet") and self.device.type == "cpu"
         if strategy == "auto":
             strategy = "loop" if conv_on_cpu or n == 1 else "vmap"
@@ -458,15 +490,18 @@ class BatchedTrainee:
                 idx = torch.stack([self.orders[i].next() for i in slots])
             else:
                 idx = self.orders[slots[0]].next()
-            logits = forward(params, buffers, images[idx])
-            if batched:  # each trainee's mean over its own batch
-                losses = (
-                    F.cross_entropy(logits.flatten(0, 1), labels[idx].flatten(), reduction="none")
-                    .view(idx.shape)
-                    .mean(dim=1)
-                )
-            else:
-                losses = F.cross_entropy(logits, labels[idx])
+            with autocast(self.device, self.precision):
+                logits = forward(params, buffers, images[idx])
+                if batched:  # each trainee's mean over its own batch
+                    losses = (
+                        F.cross_entropy(
+                            logits.flatten(0, 1), labels[idx].flatten(), reduction="none"
+                        )
+                        .view(idx.shape)
+                        .mean(dim=1)
+                    )
+                else:
+                    losses = F.cross_entropy(logits, labels[idx])
             grads = torch.autograd.grad(losses.sum(), list(params.values()))
             with torch.no_grad():
                 for (k, p), g in zip(params.items(), grads, strict=True):
@@ -534,7 +569,7 @@ class BatchedTrainee:
         split = self.val_data if split is None else split
         slots = self._all if slots is None else list(slots)
         self.module.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             if self.strategy == "loop":
                 logits = torch.stack(
                     [
@@ -644,4 +679,5 @@ class TraineeSlot:
         if state is None:
             raise RuntimeError("no checkpoint recorded: call record_validation during training")
         model = self.batched.module_for(self.index, state)
-        return evaluate_module(model, self.dataset.test.to(self.device))
+        test = self.dataset.test.to(self.device)
+        return evaluate_module(model, test, precision=self.batched.precision)

@@ -139,6 +139,7 @@ class BatchedEnvs:
             val_size=len(single.val_data),
             device=single.device,
             strategy=strategy,
+            precision=single.precision,
         )
         for i, env in enumerate(self.envs):
             env.trainee = TraineeSlot(self.trainee, i)

@@ -180,6 +180,7 @@ def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
         ({"feature_transform": "sqrt"}, "unknown feature_transform"),
         ({"action_mode": "set"}, "unknown action_mode"),
         ({"momentum": 1.5}, "momentum"),
+        ({"precision": "fp16"}, "precision must be one of"),
         ({"device": "cuda"} if not torch.cuda.is_available() else {"val_size": 1}, "cuda|val_size"),
     ],
 )
@@ -323,6 +324,23 @@ def test_compiled_validation_gives_the_same_observations():
         a, *_ = plain.step(np.array([0.2], np.float32))
         b, *_ = compiled.step(np.array([0.2], np.float32))
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_precision_rounds_differently_but_trains_the_same_network():
+    """bf16 autocast: the same seed gives a nearby trajectory, not the same one (so the
+    forward passes did run in bfloat16), and the weights stay float32."""
+    envs = [
+        gym.make("lrenv/Synthetic-v0", initial_lr=0.05, precision=precision)
+        for precision in ("fp32", "bf16")
+    ]
+    for env in envs:
+        env.reset(seed=0)
+    for _ in range(5):
+        fp32, bf16 = (env.step(np.array([0.2], np.float32)) for env in envs)
+    np.testing.assert_allclose(bf16[0][:2], fp32[0][:2], rtol=1e-2)  # train and val loss
+    assert bf16[1] == pytest.approx(fp32[1], rel=1e-2)
+    assert not np.array_equal(bf16[0], fp32[0])
+    assert envs[1].unwrapped.trainee.final_weight().dtype == torch.float32
 
 
 def test_set_lr_refuses_absolute_action_mode():

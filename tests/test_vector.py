@@ -119,6 +119,42 @@ def test_cnn_with_momentum_equals_single_envs(strategy):
     _compare_envs(3, kwargs, actions, strategy=strategy)
 
 
+BF16_KWARGS = {
+    "dataset": "synthetic",
+    "batch_size": 32,
+    "total_steps": 40,
+    "initial_lr": 0.05,
+    "val_size": 200,
+    "precision": "bf16",
+    "device": "cpu",
+}
+
+
+def test_bf16_loop_strategy_equals_bf16_single_envs():
+    """Under bf16 autocast, looping runs the single trainee's kernels: fp32's tolerance."""
+    actions = np.random.default_rng(2).uniform(-1, 1, (5, 3, 1)).astype(np.float32)
+    _compare_envs(3, {**BF16_KWARGS, "model": "cnn"}, actions, strategy="loop")
+
+
+def test_bf16_vmap_strategy_equals_bf16_single_envs_to_bf16_resolution():
+    """vmap's batched products round to bfloat16 from sums taken in another order: one
+    bf16 ulp is 0.4%, as large as the whole difference between bf16 and fp32 after a few
+    steps, so the comparison is to bf16's resolution (1e-2), and a second check shows the
+    batched forward did run in bf16 (it differs from the fp32 batched one)."""
+    kwargs = {**BF16_KWARGS, "model": "mlp"}
+    actions = np.zeros((4, 3, 1), np.float32)
+    _compare_envs(3, kwargs, actions, rtol=1e-2, atol=1e-4, strategy="vmap")
+    final_obs = {}
+    for precision in ("bf16", "fp32"):
+        batch = BatchedEnvs(3, strategy="vmap", **{**kwargs, "precision": precision})
+        for i, env in enumerate(batch.envs):
+            env.reset(seed=i)
+        for row in actions:
+            results = batch.step(list(row))
+        final_obs[precision] = results[0][0]
+    assert not np.array_equal(final_obs["bf16"], final_obs["fp32"])
+
+
 @pytest.mark.parametrize("strategy", ["vmap", "loop"])
 @pytest.mark.parametrize("model", ["cnn", "resnet"])
 def test_batched_trainee_equals_single_trainees(model, strategy):
