@@ -13,9 +13,10 @@ Parts (``--parts``, default all):
 - ``floor``: one LeNet SGD step at batch 1000 and one validation pass, against the
   machine's measured fp32 matrix-multiply rate: the FLOP floor is the step's FLOPs
   (forward and backward: 3 x 2 x the multiply-accumulates of the conv and dense layers)
-  at that rate (issue 5 target: the CPU step within 2x of it).
-- ``tuning``: the hot-path options side by side: memory layout, ``torch.compile``
-  (with ``--compile``), validation chunk size and layout.
+  at that rate (issue 5 target: the CPU step within 2x of it). The same again under
+  bfloat16 autocast (``precision="bf16"``), against both the fp32 and the bf16 rate.
+- ``tuning``: the hot-path options side by side: memory layout, bf16 autocast,
+  ``torch.compile`` (with ``--compile``), validation chunk size and layout.
 - ``batched``: SGD steps per second for N single envs stepped in sequence against one
   batched vector env of N (issue 5 target: N=8 at least 2x on the CPU, 5x on a GPU), and
   the projected wall time of the paper's Fashion-MNIST CNN experiment.
@@ -41,7 +42,15 @@ from torch import nn
 from lrenv.data import Dataset, Split, load_dataset
 from lrenv.env import LRScheduleEnv
 from lrenv.models import build_model
-from lrenv.trainee import BatchOrder, Trainee, device_data, evaluate_module, resolve_device
+from lrenv.trainee import (
+    PRECISIONS,
+    BatchOrder,
+    Trainee,
+    autocast,
+    device_data,
+    evaluate_module,
+    resolve_device,
+)
 
 PARTS = ("env", "floor", "tuning", "batched")
 PAPER = {"episodes": 1000, "steps": 1000, "steps_per_action": 10}
@@ -95,10 +104,12 @@ def interleaved(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def matmul(device: torch.device, n: int) -> Callable[[], torch.Tensor]:
-    """One fp32 ``n x n`` matrix product (``2 n**3`` FLOPs), to time."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul(
+    device: torch.device, n: int, dtype: torch.dtype = torch.float32
+) -> Callable[[], torch.Tensor]:
+    """One ``n x n`` matrix product (``2 n**3`` FLOPs) in ``dtype``, to time."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     return lambda: a @ b
 
 
@@ -147,7 +158,7 @@ def hours(seconds: float) -> str:
 class BareLoop:
     """What the env does per step, written as a plain PyTorch loop and nothing more:
     ``k`` SGD steps on seeded batches, then one validation pass (loss, accuracy, softmax).
-    Same model, same data tensors, same memory layout as the env's trainee."""
+    Same model, data tensors, memory layout and precision as the env's trainee."""
 
     def __init__(self, trainee: Trainee, seed: int, lr: float) -> None:
         with torch.random.fork_rng(devices=[]):
@@ -162,6 +173,7 @@ class BareLoop:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=trainee.momentum)
         self.train, self.val = trainee.train_data, trainee.val_data
         self.order = BatchOrder(len(self.train), trainee.batch_size, seed, trainee.device)
+        self.device, self.precision = trainee.device, trainee.precision
 
     def step(self, k: int) -> tuple[float, float, float]:
         """``k`` SGD steps and a validation pass; returns the train loss, validation loss
@@ -170,13 +182,15 @@ class BareLoop:
         total = torch.zeros((), device=self.train.images.device)
         for _ in range(k):
             idx = self.order.next()
-            loss = F.cross_entropy(self.model(self.train.images[idx]), self.train.labels[idx])
+            with autocast(self.device, self.precision):
+                logits = self.model(self.train.images[idx])
+                loss = F.cross_entropy(logits, self.train.labels[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += loss.detach()
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             logits = torch.cat([self.model(x) for x in self.val.images.split(2000)]).float()
             val_loss = F.cross_entropy(logits, self.val.labels)
             accuracy = (logits.argmax(dim=1) == self.val.labels).float().mean()
@@ -199,6 +213,7 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "val_size": args.val_size,
         "data_root": args.data_root,
         "device": args.device,
+        "precision": args.precision,
     }
 
 
@@ -223,6 +238,7 @@ def part_env(args: argparse.Namespace, device: torch.device) -> str:
 
 
 def _cnn_trainee(args: argparse.Namespace, data: Dataset, **kwargs: object) -> Trainee:
+    kwargs = {"precision": args.precision, **kwargs}
     trainee = Trainee(
         data, args.model, args.batch_size, val_size=args.val_size, device=args.device, **kwargs
     )
@@ -231,61 +247,69 @@ def _cnn_trainee(args: argparse.Namespace, data: Dataset, **kwargs: object) -> T
 
 
 def part_floor(args: argparse.Namespace, device: torch.device) -> tuple[str, dict[str, float]]:
-    """The CNN step and validation pass against the FLOP floor."""
+    """The CNN step and validation pass against the FLOP floor, in fp32 and in bf16."""
     data = load_dataset(args.dataset, args.data_root)
-    trainee = _cnn_trainee(args, data)
-    n_val = len(trainee.val_data)
-    t = interleaved(
-        {
-            "step": lambda: trainee.train_steps(1),
-            "val": lambda: trainee.evaluate(),
-            "matmul": matmul(device, args.matmul_size),
-        },
-        args.reps,
-        device,
-    )
-    rate = 2 * args.matmul_size**3 / t["matmul"] / 1e9
-    macs = forward_macs(trainee.model, data.image_shape)
-    step_flops = 3 * 2 * macs * args.batch_size
-    val_flops = 2 * macs * n_val
-    step_floor, val_floor = step_flops / (rate * 1e9), val_flops / (rate * 1e9)
-    step_ratio = t["step"] / step_floor
-    verdict = "met" if step_ratio <= 2 else "missed"
-    rows = [
-        [
-            f"SGD step, batch {args.batch_size}",
-            f"{step_flops / 1e9:.2f}",
-            ms(t["step"]),
-            ms(step_floor),
-            f"{step_ratio:.1f}x (target <= 2x: {verdict})",
-        ],
-        [
-            f"validation pass, {n_val} images",
-            f"{val_flops / 1e9:.2f}",
-            ms(t["val"]),
-            ms(val_floor),
-            f"{t['val'] / val_floor:.1f}x",
-        ],
-    ]
+    trainees = {p: _cnn_trainee(args, data, precision=p) for p in PRECISIONS}
+    n_val = len(trainees["fp32"].val_data)
+    candidates: dict[str, Callable[[], object]] = {
+        "matmul fp32": matmul(device, args.matmul_size),
+        "matmul bf16": matmul(device, args.matmul_size, torch.bfloat16),
+    }
+    for p, trainee in trainees.items():
+        candidates[f"step {p}"] = lambda trainee=trainee: trainee.train_steps(1)
+        candidates[f"val {p}"] = trainee.evaluate
+    t = interleaved(candidates, args.reps, device)
+    rate = {p: 2 * args.matmul_size**3 / t[f"matmul {p}"] / 1e9 for p in PRECISIONS}
+    macs = forward_macs(trainees["fp32"].model, data.image_shape)
+    flops = {"step": 3 * 2 * macs * args.batch_size, "val": 2 * macs * n_val}
+    labels = {"step": f"SGD step, batch {args.batch_size}", "val": f"validation, {n_val} images"}
+    rows = []
+    for work in ("step", "val"):
+        for p in PRECISIONS:
+            measured = t[f"{work} {p}"]
+            against = {q: measured / (flops[work] / (rate[q] * 1e9)) for q in PRECISIONS}
+            fp32_ratio = f"{against['fp32']:.1f}x"
+            if work == "step" and p == "fp32":
+                fp32_ratio += f" (target <= 2x: {'met' if against['fp32'] <= 2 else 'missed'})"
+            own = f"{against[p]:.1f}x" if p != "fp32" else "(same)"
+            rows.append(
+                [labels[work], p, f"{flops[work] / 1e9:.2f}", ms(measured), fp32_ratio, own]
+            )
     text = (
         f"### {args.model} on {args.dataset} against the FLOP floor\n\n"
-        f"Measured fp32 matrix multiply ({args.matmul_size}x{args.matmul_size}): "
-        f"**{rate:.0f} GFLOP/s**. Forward pass: {macs / 1e6:.3f} M multiply-accumulates per "
-        "image (conv and dense layers); an SGD step counts 3x the forward FLOPs.\n\n"
-        + markdown(["work", "GFLOP", "measured", "floor at that rate", "measured / floor"], rows)
+        f"Measured matrix multiply ({args.matmul_size}x{args.matmul_size}): "
+        f"**fp32 {rate['fp32']:.0f} GFLOP/s, bf16 {rate['bf16']:.0f} GFLOP/s**. Forward pass: "
+        f"{macs / 1e6:.3f} M multiply-accumulates per image (conv and dense layers); an SGD "
+        "step counts 3x the forward FLOPs. The floor is those FLOPs at the measured rate; "
+        'bf16 is autocast (`precision="bf16"`), weights and updates in fp32.\n\n'
+        + markdown(
+            [
+                "work",
+                "precision",
+                "GFLOP",
+                "measured",
+                "measured / fp32 floor",
+                "measured / bf16 floor",
+            ],
+            rows,
+        )
     )
-    return text, {"step": t["step"], "val": t["val"], "gflops": rate}
+    timings = {"step": t[f"step {args.precision}"], "val": t[f"val {args.precision}"]}
+    return text, {**timings, "gflops": rate["fp32"]}
 
 
 def part_tuning(args: argparse.Namespace, device: torch.device) -> str:
     """Hot-path options side by side."""
     data = load_dataset(args.dataset, args.data_root)
     steps = {
-        "channels-first (NCHW)": _cnn_trainee(args, data, channels_last=False),
-        "channels-last": _cnn_trainee(args, data, channels_last=True),
+        "channels-first (NCHW)": _cnn_trainee(args, data, channels_last=False, precision="fp32"),
+        "channels-last": _cnn_trainee(args, data, channels_last=True, precision="fp32"),
+        "channels-last + bf16 autocast": _cnn_trainee(
+            args, data, channels_last=True, precision="bf16"
+        ),
     }
     if args.compile:
-        compiled = _cnn_trainee(args, data, channels_last=True, compile=True)
+        compiled = _cnn_trainee(args, data, channels_last=True, compile=True, precision="fp32")
         steps["channels-last + torch.compile"] = compiled
         start = time.perf_counter()
         compiled.train_steps(1)
@@ -469,6 +493,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--compile", action="store_true", help="tuning part: also try torch.compile (slow)"
     )
     parser.add_argument("--matmul-size", type=int, default=None, help="default 2048 (CPU)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="the trainee's precision in the env and batched parts (floor measures both)",
+    )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)

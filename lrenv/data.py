@@ -60,6 +60,20 @@ class Split:
             return self
         return Split(self.images[:n], self.labels[:n])
 
+    def rows(self, idx: torch.Tensor) -> Split:
+        """The examples at ``idx`` (indices of any shape; its shape leads the result's).
+
+        A gather of whole rows: ``index_select`` on the flat indices is 2-4x faster than
+        ``images[idx]`` for a batch of random rows (``python -m lrenv.bench``). A
+        channels-last image tensor keeps ``images[idx]``, which keeps its layout.
+        """
+        flat = idx.reshape(-1)
+        labels = self.labels.index_select(0, flat).view(idx.shape)
+        if not self.images.is_contiguous():
+            return Split(self.images[idx], labels)
+        images = self.images.index_select(0, flat)
+        return Split(images.view(*idx.shape, *self.images.shape[1:]), labels)
+
 
 @dataclass(frozen=True)
 class Dataset:

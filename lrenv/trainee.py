@@ -253,17 +253,17 @@ class Trainee:
     def peek_train_loss(self) -> float:
         """The loss of the next training batch, without a step and without consuming it."""
         idx = self.order.peek()
-        return self.evaluate(Split(self.train_data.images[idx], self.train_data.labels[idx])).loss
+        return self.evaluate(self.train_data.rows(idx)).loss
 
     def train_steps(self, n: int) -> float:
         """Run ``n`` SGD steps; return their mean training loss (may be non-finite)."""
         self.model.train()
-        images, labels = self.train_data.images, self.train_data.labels
         total = torch.zeros((), device=self.device)
         for _ in range(n):
             idx = self.order.next()
             with autocast(self.device, self.precision):
-                loss = F.cross_entropy(self._forward(images[idx]), labels[idx])
+                batch = self.train_data.rows(idx)
+                loss = F.cross_entropy(self._forward(batch.images), batch.labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -482,7 +482,6 @@ class BatchedTrainee:
         if batched:
             lr = torch.tensor([self.lrs[i] for i in slots], device=self.device)
             steps = {k: -lr.view(-1, *([1] * (v.dim() - 1))) for k, v in params.items()}
-        images, labels = self.train_data.images, self.train_data.labels
         total = torch.zeros(len(slots), device=self.device)
         self.module.train()
         for _ in range(n):
@@ -491,17 +490,18 @@ class BatchedTrainee:
             else:
                 idx = self.orders[slots[0]].next()
             with autocast(self.device, self.precision):
-                logits = forward(params, buffers, images[idx])
+                batch = self.train_data.rows(idx)
+                logits = forward(params, buffers, batch.images)
                 if batched:  # each trainee's mean over its own batch
                     losses = (
                         F.cross_entropy(
-                            logits.flatten(0, 1), labels[idx].flatten(), reduction="none"
+                            logits.flatten(0, 1), batch.labels.flatten(), reduction="none"
                         )
                         .view(idx.shape)
                         .mean(dim=1)
                     )
                 else:
-                    losses = F.cross_entropy(logits, labels[idx])
+                    losses = F.cross_entropy(logits, batch.labels)
             grads = torch.autograd.grad(losses.sum(), list(params.values()))
             with torch.no_grad():
                 for (k, p), g in zip(params.items(), grads, strict=True):
@@ -599,8 +599,7 @@ class BatchedTrainee:
     def peek_train_loss(self, i: int) -> float:
         """Slot ``i``'s loss on its next training batch, without a step or consuming it."""
         idx = self.orders[i].peek()
-        split = Split(self.train_data.images[idx], self.train_data.labels[idx])
-        return self.evaluate(split, [i])[0].loss
+        return self.evaluate(self.train_data.rows(idx), [i])[0].loss
 
 
 class TraineeSlot:
