@@ -366,3 +366,20 @@ def test_cifar10_ids_make_and_step(env_id):
     env.reset(seed=0, options={"initial_lr": 0.01})
     obs, reward, *_ = env.step(np.array([0.0], np.float32))
     assert np.isfinite(obs).all() and -3 < reward < 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_split_rows_gathers_the_indexed_examples(channels_last):
+    from lrenv.data import Split
+
+    images = torch.randn(20, 3, 4, 4)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    split = Split(images, torch.arange(20))
+    for idx in (torch.tensor([3, 0, 17]), torch.tensor([[1, 2], [19, 5]])):
+        rows = split.rows(idx)
+        assert torch.equal(rows.images, images[idx])
+        assert torch.equal(rows.labels, idx)
+    assert split.rows(idx[0]).images.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
