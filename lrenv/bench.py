@@ -271,9 +271,9 @@ def part_floor(args: argparse.Namespace, device: torch.device) -> tuple[str, dic
             fp32_ratio = f"{against['fp32']:.1f}x"
             if work == "step" and p == "fp32":
                 fp32_ratio += f" (target <= 2x: {'met' if against['fp32'] <= 2 else 'missed'})"
-            own = f"{against[p]:.1f}x" if p != "fp32" else "(same)"
+            bf16_ratio = f"{against['bf16']:.1f}x"
             rows.append(
-                [labels[work], p, f"{flops[work] / 1e9:.2f}", ms(measured), fp32_ratio, own]
+                [labels[work], p, f"{flops[work] / 1e9:.2f}", ms(measured), fp32_ratio, bf16_ratio]
             )
     text = (
         f"### {args.model} on {args.dataset} against the FLOP floor\n\n"
