@@ -64,8 +64,8 @@ class Split:
         """The examples at ``idx`` (indices of any shape; its shape leads the result's).
 
         A gather of whole rows: ``index_select`` on the flat indices is about 2x faster
-        than ``images[idx]`` for a batch of random rows, here. A
-        channels-last image tensor keeps ``images[idx]``, which keeps its layout.
+        than ``images[idx]`` for a batch of random rows. A channels-last image tensor
+        keeps ``images[idx]``, which keeps its layout (``index_select`` would not).
         """
         flat = idx.reshape(-1)
         labels = self.labels.index_select(0, flat).view(idx.shape)
