@@ -126,7 +126,8 @@ PRESETS: dict[str, Preset] = {
             "SGD steps, a decision every 10, a 2k validation subset; the design that won the "
             "ablation (README, 'What matters'): the action sets the rate log-uniformly in "
             "[0.01, 1] (action_mode='absolute'), log-scaled variance features, a progress "
-            "feature, initial log-std -1, 400 episodes."
+            "feature, initial log-std -1, no discount (gamma 1: the episode's losses all "
+            "count alike, as in the evaluation), 400 episodes."
         ),
         env_id="lrenv/FashionMNIST-CNN-v0",
         env_kwargs=_frozen(
@@ -145,7 +146,9 @@ PRESETS: dict[str, Preset] = {
         ),
         episodes=400,
         n_envs=2,
-        ppo=PPOSettings(log_std_init=-1.0),
+        # gamma 1 over 0.99: mean validation loss over 3 training seeds 0.4112 against
+        # 0.4191, and about a third of the spread (README, "What matters")
+        ppo=PPOSettings(log_std_init=-1.0, gamma=1.0),
     ),
     "smoke": Preset(
         name="smoke",
