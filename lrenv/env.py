@@ -13,7 +13,7 @@ from gymnasium import spaces
 from lrenv.data import DATASETS, load_dataset
 from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
 from lrenv.models import MODELS
-from lrenv.trainee import PRECISIONS, Evaluation, Trainee, resolve_device
+from lrenv.trainee import Evaluation, Trainee, check_precision, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
 ACTION_MODES = ("scale", "absolute")
@@ -435,8 +435,7 @@ def _validate_config(**c: Any) -> None:
         raise ValueError(f"unknown dataset {c['dataset']!r}; choose one of {', '.join(DATASETS)}")
     if c["model"] not in MODELS:
         raise ValueError(f"unknown model {c['model']!r}; choose one of {', '.join(MODELS)}")
-    if c["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {c['precision']!r}")
+    check_precision(c["precision"])  # before the data loads; the trainee checks the device
     for key in ("batch_size", "steps_per_action", "total_steps"):
         value = c[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -45,10 +45,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Raise ``ValueError`` unless ``precision`` is one of :data:`PRECISIONS` on ``device``."""
+def check_precision(precision: str, device: torch.device | None = None) -> None:
+    """Raise ``ValueError`` unless ``precision`` is one of :data:`PRECISIONS` (and, given a
+    ``device``, one it supports)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if device is None:
+        return
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError("this GPU has no bfloat16 support; use precision='fp32'")
 
