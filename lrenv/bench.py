@@ -181,10 +181,9 @@ class BareLoop:
         self.model.train()
         total = torch.zeros((), device=self.train.images.device)
         for _ in range(k):
-            idx = self.order.next()
+            batch = self.train.rows(self.order.next())  # the env's gather
             with autocast(self.device, self.precision):
-                logits = self.model(self.train.images[idx])
-                loss = F.cross_entropy(logits, self.train.labels[idx])
+                loss = F.cross_entropy(self.model(batch.images), batch.labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
