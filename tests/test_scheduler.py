@@ -111,14 +111,8 @@ def run_scheduler(
             seen = scheduler.last_observation
             observations.append(seen)
             decided_at.append(step)
-        batch = trainee.order.next()
         model.train()
-        loss = F.cross_entropy(model(images[batch]), labels[batch])
-        optimizer.zero_grad()
-        loss.backward()
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step(loss)
+        rates += train_steps(model, optimizer, scheduler, (images, labels), [trainee.order.next()])
     return np.array(observations), np.array(rates), np.array(decided_at)
 
 
