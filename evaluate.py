@@ -63,8 +63,9 @@ class Args:
     baseline_env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keywords of the baseline-selection task as JSON, merged over the evaluation ones."""
     baselines: str = ",".join(BASELINES)
-    """Comma-separated baseline families: step_decay, cosine, constant; or none."""
-    grid_seeds: int = 1
+    """Comma-separated baseline families (default all: step_decay, constant, cosine, linear,
+    wsd, plateau, schedule_free), or none."""
+    grid_seeds: int = 2
     """Seeds per candidate schedule in the validation-only selection (the paper: 1)."""
     seed: int = 0
     """First evaluation seed; selection runs use seeds 1_000_000 + seed + j."""
@@ -139,11 +140,10 @@ def main(argv: list[str] | None = None) -> Path:
     unknown = set(wanted) - set(BASELINES)
     if unknown:
         raise SystemExit(f"unknown baselines {sorted(unknown)}; choose from {', '.join(BASELINES)}")
-    families = candidates(
-        settings.step_decay_grid if "step_decay" in wanted else None,
-        settings.constant_lrs if "constant" in wanted else (),
-        settings.cosine_lrs if "cosine" in wanted else (),
-    )
+    try:
+        families = candidates(settings.grids, [b for b in BASELINES if b in wanted])
+    except ValueError as err:
+        raise SystemExit(f"preset {preset.name!r}: {err}") from err
 
     out = Path(
         args.out
@@ -166,10 +166,8 @@ def main(argv: list[str] | None = None) -> Path:
         "threads": threads,
         "workers": workers,
         "batched": batched,
-        "evaluation_settings": {
-            "step_decay_grid": {k: list(v) for k, v in settings.step_decay_grid.items()},
-            "constant_lrs": list(settings.constant_lrs),
-            "cosine_lrs": list(settings.cosine_lrs),
+        "baseline_grids": {
+            family: {k: list(v) for k, v in spec.items()} for family, spec in settings.grids.items()
         },
         "controller_config": controller_config,
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),

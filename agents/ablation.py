@@ -29,18 +29,19 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation import (
-    Job,
     Runner,
     RunResult,
     Task,
     candidates,
-    select_baselines,
+    evaluate_methods,
+    run_comparison,
     t_test,
 )
 from lrenv.presets import get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SEED = 1000  # evaluation seeds: EVAL_SEED + i, shared by every method
+GRID_SEEDS = 2  # selection seeds per candidate, as evaluate.py's default
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,32 @@ FINAL_TERM = {"final_reward_weight": 10.0}
 DISCOUNTED = {"gamma": 0.99}
 NARROW_STD = {"log_std_init": -1.0, **DISCOUNTED}
 
+# Residual control (issue 13): the action scales the best baseline family's chosen schedule
+# (evaluate.py's selection at the cpu preset, on validation only: WSD at 0.3 with a linear
+# cooldown over the last 20% of steps), so that action 0 is that baseline exactly.
+WSD_BASE = {"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2, "warmup": 0.0}
+RESIDUAL = {**LOG_PROGRESS, "action_mode": "residual", "base_schedule": WSD_BASE}
+DELTA = {"reward": "delta"}
+RESIDUAL_PPO = {"log_std_init": -1.5, "gamma": 1.0}
+
 DESIGNS: dict[str, Design] = {
     design.name: design
     for design in (
+        Design(
+            "residual-wsd-delta",
+            "the action scales the tuned WSD schedule's rate by 2**a (action 0: WSD itself); "
+            "reward L_{t-1} - L_t (sums to the final loss); log features, progress; initial "
+            "log-std -1.5, gamma 1",
+            env_kwargs={**RESIDUAL, **DELTA},
+            ppo=RESIDUAL_PPO,
+        ),
+        Design(
+            "residual-wsd-loss",
+            "as residual-wsd-delta with the paper's per-step reward -L_t (the area under "
+            "the validation curve)",
+            env_kwargs=RESIDUAL,
+            ppo=RESIDUAL_PPO,
+        ),
         Design(
             "paper",
             "the paper literally: raw features, factor 2**a, initial rate from "
@@ -145,7 +169,9 @@ FULL = Scale(episodes=250, training_seeds=2, runs=10, designs=tuple(DESIGNS))
 QUICK = Scale(episodes=24, training_seeds=1, runs=3, designs=("paper", "start-0.1"))
 
 
-def train_controller(design: Design, seed: int, episodes: int, preset: str, folder: Path) -> Path:
+def train_controller(
+    design: Design, seed: int, episodes: int, preset: str, folder: Path, n_envs: int | None = None
+) -> Path:
     """Train (or finish training) one controller with train.py; return controller.zip."""
     controller = folder / "controller.zip"
     if controller.exists():
@@ -167,19 +193,12 @@ def train_controller(design: Design, seed: int, episodes: int, preset: str, fold
             "--figure-every",
             "0",
         ]
+        if n_envs is not None:
+            command += ["--n-envs", str(n_envs)]
         for key, value in design.ppo.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
     subprocess.run([sys.executable, str(ROOT / "train.py"), *command, "--no-progress"], check=True)
     return controller
-
-
-def cached_runs(path: Path, runner: Runner, jobs: Sequence[Job], desc: str) -> list[dict]:
-    """Run records from ``path``, or run ``jobs`` and save their records there first."""
-    if path.exists():
-        return json.loads(path.read_text())
-    records = [_record(r) for r in runner.run(jobs, desc=desc)]
-    path.write_text(json.dumps(records, indent=1))
-    return records
 
 
 def _record(result: RunResult) -> dict[str, Any]:
@@ -200,11 +219,19 @@ def summarize_method(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def table(baselines: Mapping[str, list[dict]], designs: Mapping[str, dict[int, list[dict]]]) -> str:
-    """The ablation table in Markdown: designs ranked by validation loss, baselines below."""
+    """The ablation table in Markdown: designs ranked by validation loss, then the baselines.
+
+    For each design: validation and test loss (runs pooled over training seeds), the range
+    of the per-seed mean test losses, and against each baseline family the sign of the
+    difference and Student's p-value (``*``: p < 0.05).
+    """
+    families = list(baselines)
     header = (
-        "| method | val loss | test loss | test accuracy | seed spread (test loss) "
-        "| p vs step decay | p vs cosine | p vs constant |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| method | val loss | test loss | test accuracy | seed range (test loss) | "
+        + " | ".join(f"vs {m}" for m in families)
+        + " |\n"
+        + "| --- " * (5 + len(families))
+        + "|\n"
     )
     rows = []
     ranked = sorted(
@@ -217,17 +244,18 @@ def table(baselines: Mapping[str, list[dict]], designs: Mapping[str, dict[int, l
         pooled = [r for runs in per_seed.values() for r in runs]
         s = summarize_method(pooled)
         seed_means = [np.mean([r["test_loss"] for r in runs]) for runs in per_seed.values()]
-        spread = f"{np.ptp(seed_means):.4f} over {len(seed_means)}" if len(seed_means) > 1 else "-"
+        spread = (
+            f"{min(seed_means):.4f}-{max(seed_means):.4f} ({len(seed_means)} seeds)"
+            if len(seed_means) > 1
+            else "1 seed"
+        )
         ps = []
-        for method in ("step_decay", "cosine", "constant"):
-            if method not in baselines:
-                ps.append("-")
-                continue
+        for method in families:
             test = t_test(
                 [r["test_loss"] for r in pooled], [r["test_loss"] for r in baselines[method]]
             )
             star = "*" if test.pvalue < 0.05 else ""
-            ps.append(f"{test.pvalue:.3g}{star} ({'better' if test.statistic < 0 else 'worse'})")
+            ps.append(f"{'better' if test.statistic < 0 else 'worse'} {test.pvalue:.2g}{star}")
         rows.append(
             f"| {name} | {s['best_val_loss_mean']:.4f} | {s['test_loss_mean']:.4f} ± "
             f"{s['test_loss_std']:.4f} | {s['test_accuracy_mean']:.4f} ± "
@@ -236,21 +264,30 @@ def table(baselines: Mapping[str, list[dict]], designs: Mapping[str, dict[int, l
     for method, records in baselines.items():
         s = summarize_method(records)
         rows.append(
-            f"| baseline: {method} ({records[0]['description']}) | {s['best_val_loss_mean']:.4f} "
+            f"| {method}: {records[0]['description']} | {s['best_val_loss_mean']:.4f} "
             f"| {s['test_loss_mean']:.4f} ± {s['test_loss_std']:.4f} | "
-            f"{s['test_accuracy_mean']:.4f} ± {s['test_accuracy_std']:.4f} | - | - | - | - |"
+            f"{s['test_accuracy_mean']:.4f} ± {s['test_accuracy_std']:.4f} | - |"
+            + " - |"
+            * len(families)
         )
     return header + "\n".join(rows) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run (or resume) the ablation and write ``table.md`` and ``ablation.json``."""
+    """Run (or resume) the ablation and write ``table.md`` and ``ablation.json``.
+
+    The baselines go through evaluate.py's protocol (:func:`run_comparison`: its selection
+    seeds, grids and evaluation seeds), once, cached in ``baselines.json``; every controller
+    is evaluated on the same seeds with :func:`evaluate_methods`.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/ablation", help="folder for everything")
     parser.add_argument("--preset", default="cpu", help="the task and budget to start from")
     parser.add_argument("--quick", action="store_true", help="a few minutes: 2 designs, 1 seed")
     parser.add_argument("--designs", nargs="*", help=f"subset of {', '.join(DESIGNS)}")
     parser.add_argument("--episodes", type=int, help="training episodes per controller")
+    parser.add_argument("--training-seeds", type=int, nargs="*", help="training seeds to run")
+    parser.add_argument("--n-envs", type=int, help="trainees per training run (default preset's)")
     parser.add_argument("--workers", type=int, default=2, help="evaluation processes")
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
@@ -259,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown designs {sorted(unknown)}; choose from {', '.join(DESIGNS)}")
     episodes = args.episodes or scale.episodes
+    training_seeds = args.training_seeds or list(range(scale.training_seeds))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     preset = get_preset(args.preset)
@@ -266,40 +304,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     seeds = [EVAL_SEED + i for i in range(scale.runs)]
 
     with Runner(workers=args.workers, threads=1) as runner:
-        families = candidates(
-            preset.evaluation.step_decay_grid,
-            preset.evaluation.constant_lrs,
-            preset.evaluation.cosine_lrs,
-        )
-        selection_path = out / "selection.json"
-        if not selection_path.exists():
-            selections = select_baselines(runner, families, base_task, [0])
-            selection_path.write_text(
-                json.dumps({m: s.to_dict() for m, s in selections.items()}, indent=1)
-            )
-        baselines = {}
-        for method, selection in json.loads(selection_path.read_text()).items():
-            jobs = [Job(method, base_task, s, schedule=selection["chosen"]) for s in seeds]
-            records = cached_runs(out / f"baseline-{method}.json", runner, jobs, method)
-            description = next(
-                c["description"]
-                for c in selection["scores"]
-                if c["schedule"] == selection["chosen"]
-            )
-            baselines[method] = [{**r, "description": description} for r in records]
-
+        baselines = cached_baselines(out / "baselines.json", runner, preset, base_task, scale.runs)
         results: dict[str, dict[int, list[dict]]] = {}
         for name in designs:
             design = DESIGNS[name]
             results[name] = {}
-            for seed in range(scale.training_seeds):
+            for seed in training_seeds:
                 folder = out / "controllers" / f"{name}-seed{seed}"
-                controller = train_controller(design, seed, episodes, args.preset, folder)
-                task = Task(preset.env_id, {**preset.env_kwargs, **design.env_kwargs})
-                jobs = [Job("controller", task, s, controller=str(controller)) for s in seeds]
-                results[name][seed] = cached_runs(
-                    folder / "evaluation.json", runner, jobs, f"{name} seed {seed}"
+                controller = train_controller(
+                    design, seed, episodes, args.preset, folder, args.n_envs
                 )
+                task = Task(preset.env_id, {**preset.env_kwargs, **design.env_kwargs})
+                path = folder / "evaluation.json"
+                if not path.exists():
+                    runs = evaluate_methods(runner, task, seeds, {}, str(controller))
+                    path.write_text(json.dumps([_record(r) for r in runs], indent=1))
+                results[name][seed] = json.loads(path.read_text())
                 (out / "table.md").write_text(table(baselines, results))
 
     report = table(baselines, results)
@@ -319,6 +339,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     )
     print(report)
+
+
+def cached_baselines(
+    path: Path, runner: Runner, preset: Any, task: Task, runs: int
+) -> dict[str, list[dict]]:
+    """Every baseline family, chosen and evaluated as evaluate.py does; read from ``path``
+    when an earlier run of the ablation saved them there."""
+    if not path.exists():
+        comparison = run_comparison(
+            runner,
+            task,
+            task,
+            candidates(preset.evaluation.grids),
+            runs=runs,
+            seed=EVAL_SEED,
+            grid_seeds=GRID_SEEDS,
+        )
+        described = {
+            method: next(
+                c["description"] for c in selection.scores if c["schedule"] == selection.best
+            )
+            for method, selection in comparison.selections.items()
+        }
+        records = {
+            method: [
+                {**_record(r), "description": described[method]}
+                for r in comparison.results
+                if r.method == method
+            ]
+            for method in comparison.selections
+        }
+        path.write_text(json.dumps(records, indent=1))
+    return json.loads(path.read_text())
 
 
 if __name__ == "__main__":

@@ -1,8 +1,18 @@
-"""Hand-written learning-rate schedules (step decay, constant, cosine) as policies.
+"""The baselines a practitioner would pick instead of a learned controller, as policies.
 
-A schedule is a pure function of the SGD step: :meth:`Schedule.lr_at`. It is wrapped in a
-:class:`SchedulePolicy`, which has the same ``predict(obs, state, episode_start,
-deterministic)`` interface as a stable-baselines3 model or an
+Families (each one's name is the method name in results.json):
+
+- ``step_decay``, ``constant``, ``cosine``, ``linear``, ``wsd``: fixed schedules, pure
+  functions of the SGD step (:mod:`lrenv.schedules`);
+- ``plateau``: torch's ``ReduceLROnPlateau`` on the validation loss at each decision, the
+  hand-written adaptive rival of a learned controller (:class:`Plateau`);
+- ``schedule_free``: schedule-free SGD (Defazio et al. 2024, the ``schedulefree``
+  package) at a constant rate with its own warmup (:class:`ScheduleFree`). It changes the
+  optimizer, not the rate: its runs use the env keyword ``optimizer="schedule_free"``, and
+  every validation and test pass reads its averaged weights (the optimizer's eval mode).
+
+A schedule is wrapped in a :class:`SchedulePolicy`, which has the same ``predict(obs, state,
+episode_start, deterministic)`` interface as a stable-baselines3 model or an
 :class:`agents.controller.Controller`, so that :func:`agents.evaluation.run_episode` runs
 baselines and controllers through one loop.
 
@@ -10,6 +20,8 @@ The rate is set *exactly*, never through the controller's clipped action: before
 step the runner calls ``env.unwrapped.set_lr(policy.lr_at(sgd_step))`` and then steps
 with action 0 (factor 1, which keeps the rate as set). ``predict`` therefore always
 answers action 0; on its own, without the runner, a schedule policy keeps the initial rate.
+After each step the runner passes the validation loss to :meth:`SchedulePolicy.observe`,
+which only the plateau rule reads.
 
 Decisions happen only every ``steps_per_action`` SGD steps, so a schedule is sampled at
 decision boundaries: the chunk of SGD steps ``[s, s + steps_per_action)`` trains at
@@ -21,142 +33,186 @@ decay therefore takes effect at the first decision boundary at or after its mult
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
+from lrenv.schedules import (
+    SCHEDULES,
+    WSD,
+    Constant,
+    Cosine,
+    Linear,
+    Schedule,
+    StepDecay,
+    check_rate,
+)
 
-class Schedule(Protocol):
-    """A learning rate as a function of the SGD step."""
-
-    kind: ClassVar[str]
-
-    def lr_at(self, sgd_step: int, total_steps: int) -> float:
-        """The learning rate for the SGD steps that start at ``sgd_step``."""
-        ...
-
-    def describe(self) -> str:
-        """A short human-readable description, for tables and legends."""
-        ...
+__all__ = [
+    "WSD",
+    "BaselineSchedule",
+    "Constant",
+    "Cosine",
+    "Linear",
+    "Plateau",
+    "Schedule",
+    "ScheduleFree",
+    "SchedulePolicy",
+    "StepDecay",
+    "schedule_from_dict",
+    "schedule_to_dict",
+]
 
 
 @dataclass(frozen=True)
-class StepDecay:
-    """``initial_lr * factor ** floor(sgd_step / every)``: the paper's baseline.
+class Plateau:
+    """torch's ``ReduceLROnPlateau`` on the validation loss seen at each decision.
+
+    Starts at ``initial_lr``; after ``patience`` decisions without a relative improvement
+    of 1e-4 (torch's default threshold) the rate is multiplied by ``factor``.
 
     Args:
-        initial_lr: the rate at step 0.
-        every: decay every this many SGD steps.
-        factor: multiply the rate by this at each decay.
+        initial_lr: the starting rate.
+        factor: the reduction, in (0, 1).
+        patience: decisions without improvement tolerated before a reduction.
     """
 
     initial_lr: float
-    every: int
     factor: float
-    kind: ClassVar[str] = "step_decay"
+    patience: int
+    kind: ClassVar[str] = "plateau"
 
     def __post_init__(self) -> None:
-        _check_rate(self.initial_lr)
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"every must be a positive integer, got {self.every!r}")
-        if not 0 < self.factor <= 1:
-            raise ValueError(f"factor must be in (0, 1], got {self.factor}")
+        check_rate(self.initial_lr)
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {self.factor}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int):
+            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
 
     def lr_at(self, sgd_step: int, total_steps: int) -> float:
-        """``initial_lr * factor ** (sgd_step // every)``."""
-        return self.initial_lr * self.factor ** (sgd_step // self.every)
+        """The starting rate (the rule itself runs in a :class:`PlateauTracker`)."""
+        return self.initial_lr
+
+    def tracker(self) -> PlateauTracker:
+        """A fresh rule for one episode."""
+        return PlateauTracker(self)
 
     def describe(self) -> str:
-        """E.g. ``0.1, ×0.9 every 20 steps``."""
-        return f"{self.initial_lr:g}, ×{self.factor:g} every {self.every} steps"
+        """E.g. ``0.3, ×0.5 after 5 flat decisions``."""
+        return f"{self.initial_lr:g}, ×{self.factor:g} after {self.patience} flat decisions"
+
+
+class PlateauTracker:
+    """One episode of :class:`Plateau`: torch's scheduler over a placeholder optimizer whose
+    rate is read back and applied to the trainee."""
+
+    def __init__(self, plateau: Plateau) -> None:
+        placeholder = torch.zeros(1, requires_grad=True)
+        self._optimizer = torch.optim.SGD([placeholder], lr=plateau.initial_lr)
+        self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self._optimizer, mode="min", factor=plateau.factor, patience=plateau.patience
+        )
+
+    @property
+    def lr(self) -> float:
+        """The rate the rule asks for now."""
+        return float(self._optimizer.param_groups[0]["lr"])
+
+    def observe(self, val_loss: float) -> None:
+        """Take the validation loss after a decision's SGD steps."""
+        self._scheduler.step(val_loss)
 
 
 @dataclass(frozen=True)
-class Constant:
-    """The same rate throughout.
+class ScheduleFree:
+    """Schedule-free SGD (``schedulefree.SGDScheduleFree``, momentum 0.9) at a constant rate.
 
     Args:
-        lr: the rate.
+        lr: the optimizer's rate (its warmup ramps up to it).
+        warmup_steps: SGD steps of the optimizer's own linear warmup.
     """
 
     lr: float
-    kind: ClassVar[str] = "constant"
+    warmup_steps: int = 0
+    kind: ClassVar[str] = "schedule_free"
 
     def __post_init__(self) -> None:
-        _check_rate(self.lr)
+        check_rate(self.lr)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """The env keywords its runs need: the schedule-free optimizer and its warmup."""
+        return {"optimizer": "schedule_free", "warmup_steps": self.warmup_steps}
 
     def lr_at(self, sgd_step: int, total_steps: int) -> float:
-        """``lr``."""
+        """``lr``: the optimizer needs no schedule."""
         return self.lr
 
     def describe(self) -> str:
-        """E.g. ``0.1``."""
-        return f"{self.lr:g}"
+        """E.g. ``1, warmup 50 steps``."""
+        return f"{self.lr:g}, warmup {self.warmup_steps} steps"
 
 
-@dataclass(frozen=True)
-class Cosine:
-    """Cosine decay from ``initial_lr`` towards 0 at ``total_steps`` (no restarts).
-
-    Sampled at decision boundaries, the last chunk trains at a small positive rate.
-
-    Args:
-        initial_lr: the rate at step 0.
-    """
-
-    initial_lr: float
-    kind: ClassVar[str] = "cosine"
-
-    def __post_init__(self) -> None:
-        _check_rate(self.initial_lr)
-
-    def lr_at(self, sgd_step: int, total_steps: int) -> float:
-        """``initial_lr * (1 + cos(pi * sgd_step / total_steps)) / 2``."""
-        return self.initial_lr * 0.5 * (1.0 + math.cos(math.pi * sgd_step / total_steps))
-
-    def describe(self) -> str:
-        """E.g. ``0.1 → 0``."""
-        return f"{self.initial_lr:g} → 0"
+BaselineSchedule = Schedule | Plateau | ScheduleFree
+BASELINE_KINDS: dict[str, type] = {**SCHEDULES, "plateau": Plateau, "schedule_free": ScheduleFree}
 
 
-SCHEDULES: dict[str, type] = {s.kind: s for s in (StepDecay, Constant, Cosine)}
-
-
-def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
+def schedule_to_dict(schedule: BaselineSchedule) -> dict[str, Any]:
     """A JSON-ready description: ``{"kind": ..., **parameters}``."""
     return {"kind": schedule.kind, **asdict(schedule)}  # type: ignore[call-overload]
 
 
-def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
-    """The inverse of :func:`schedule_to_dict`.
+def schedule_from_dict(data: Mapping[str, Any]) -> BaselineSchedule:
+    """The inverse of :func:`schedule_to_dict`, for every baseline family.
 
     Raises:
         ValueError: for an unknown kind or wrong parameters.
     """
     params = dict(data)
     kind = params.pop("kind", None)
-    if kind not in SCHEDULES:
-        raise ValueError(f"unknown schedule kind {kind!r}; choose one of {', '.join(SCHEDULES)}")
+    if kind not in BASELINE_KINDS:
+        raise ValueError(
+            f"unknown schedule kind {kind!r}; choose one of {', '.join(BASELINE_KINDS)}"
+        )
     try:
-        return SCHEDULES[kind](**params)
+        return BASELINE_KINDS[kind](**params)
     except TypeError as err:
         raise ValueError(f"bad parameters for a {kind} schedule: {params}") from err
 
 
-def step_decay_grid(grid: Mapping[str, Iterable[Any]]) -> list[StepDecay]:
-    """Every combination of ``grid["initial_lr"] x grid["every"] x grid["factor"]``.
+def schedule_env_kwargs(schedule: Mapping[str, Any]) -> dict[str, Any]:
+    """The env keywords a baseline's runs need beyond its task (schedule-free's optimizer)."""
+    return dict(getattr(schedule_from_dict(schedule), "env_kwargs", {}))
 
-    With the paper's grid (:data:`lrenv.presets.PAPER_STEP_DECAY_GRID`) that is 48
-    schedules, in the order initial rate, then period, then factor.
+
+def grid(family: str, spec: Mapping[str, Iterable[Any]]) -> list[BaselineSchedule]:
+    """Every combination of the values in ``spec`` as schedules of ``family``.
+
+    ``spec`` maps each parameter of the family's class to the values tried, e.g.
+    ``grid("wsd", {"peak_lr": (0.3, 0.5), "cooldown": (0.2,)})``; the order is that of
+    :func:`itertools.product` over ``spec``'s keys. For step decay with the paper's grid
+    (:data:`agents.presets.PAPER_STEP_DECAY_GRID`) that is the paper's 48 schedules.
+
+    Raises:
+        ValueError: for an unknown family or parameters it does not take.
     """
-    return [
-        StepDecay(float(lr), int(every), float(factor))
-        for lr, every, factor in itertools.product(
-            grid["initial_lr"], grid["every"], grid["factor"]
+    if family not in BASELINE_KINDS:
+        raise ValueError(
+            f"unknown baseline family {family!r}; choose one of {', '.join(BASELINE_KINDS)}"
         )
+    names = list(spec)
+    return [
+        schedule_from_dict({"kind": family, **dict(zip(names, values, strict=True))})
+        for values in itertools.product(*(spec[name] for name in names))
     ]
 
 
@@ -178,12 +234,24 @@ class SchedulePolicy:
 
     is_recurrent = False
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: BaselineSchedule) -> None:
         self.schedule = schedule
+        make_tracker = getattr(schedule, "tracker", None)
+        self._tracker = None if make_tracker is None else make_tracker()
 
     def lr_at(self, sgd_step: int, total_steps: int) -> float:
         """The scheduled rate for the chunk of SGD steps starting at ``sgd_step``."""
+        if self._tracker is not None:
+            return self._tracker.lr
         return self.schedule.lr_at(sgd_step, total_steps)
+
+    def observe(self, val_loss: float) -> None:
+        """Take the validation loss after a step (read by the adaptive plateau rule only).
+
+        One policy serves one episode: the plateau rule's state is not reset.
+        """
+        if self._tracker is not None:
+            self._tracker.observe(val_loss)
 
     def predict(
         self,
@@ -199,8 +267,3 @@ class SchedulePolicy:
 
     def __repr__(self) -> str:
         return f"SchedulePolicy({self.schedule!r})"
-
-
-def _check_rate(lr: float) -> None:
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"a learning rate must be positive and finite, got {lr!r}")

@@ -46,24 +46,35 @@ from tqdm.auto import tqdm
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.baselines import (
-    Constant,
-    Cosine,
-    Schedule,
+    BaselineSchedule,
     SchedulePolicy,
+    grid,
+    schedule_env_kwargs,
     schedule_from_dict,
     schedule_to_dict,
-    step_decay_grid,
 )
 from lrenv.features import feature_names
 
 SELECTION_SEED_OFFSET = 1_000_000
-BASELINES = ("step_decay", "cosine", "constant")
+BASELINES = (
+    "step_decay",
+    "constant",
+    "cosine",
+    "linear",
+    "wsd",
+    "plateau",
+    "schedule_free",
+)
 METHODS = ("controller", *BASELINES)
 METHOD_LABELS = {
     "controller": "learned controller",
     "step_decay": "step decay",
-    "cosine": "cosine decay",
     "constant": "constant",
+    "cosine": "cosine decay",
+    "linear": "linear decay",
+    "wsd": "warmup-stable-decay",
+    "plateau": "reduce on plateau",
+    "schedule_free": "schedule-free SGD",
 }
 SIGNIFICANCE = 0.05
 # Env keywords that say how the controller's actions and observations are read. A
@@ -72,6 +83,9 @@ CONTROLLER_INTERFACE_KEYS = (
     "steps_per_action",
     "factor_base",
     "action_mode",
+    "base_schedule",
+    "optimizer",
+    "warmup_steps",
     "lr_bounds",
     "feature_transform",
     "progress_feature",
@@ -248,6 +262,9 @@ class _Episode:
         if info["diverged"]:
             self.trajectory.diverged = True
         else:
+            observe = getattr(self.policy, "observe", None)
+            if observe is not None:  # the plateau rule reads the validation loss
+                observe(info["val_loss"])
             self.trajectory.val_steps.append(info["sgd_step"])
             self.trajectory.val_loss.append(info["val_loss"])
         if terminated or truncated:
@@ -323,8 +340,13 @@ class Job:
         if self.schedule is not None:
             # A schedule sets each rate with set_lr and steps with action 0, which keeps the
             # rate only under the multiplicative action; how a controller's actions map
-            # onto rates is no part of the task a schedule runs on.
-            kwargs = {**self.task.env_kwargs, "action_mode": "scale"}
+            # onto rates is no part of the task a schedule runs on. Schedule-free SGD adds
+            # its optimizer.
+            kwargs = {
+                **self.task.env_kwargs,
+                "action_mode": "scale",
+                **schedule_env_kwargs(self.schedule),
+            }
             object.__setattr__(self, "task", Task(self.task.env_id, kwargs))
 
 
@@ -656,22 +678,27 @@ class Selection:
 
 
 def candidates(
-    step_decay: Mapping[str, Iterable[Any]] | None = None,
-    constant_lrs: Iterable[float] = (),
-    cosine_lrs: Iterable[float] = (),
-) -> dict[str, list[Schedule]]:
-    """The baseline families and their candidate schedules (empty families left out)."""
-    families: dict[str, list[Schedule]] = {
-        "step_decay": step_decay_grid(step_decay) if step_decay else [],
-        "cosine": [Cosine(float(lr)) for lr in cosine_lrs],
-        "constant": [Constant(float(lr)) for lr in constant_lrs],
-    }
-    return {method: schedules for method, schedules in families.items() if schedules}
+    grids: Mapping[str, Mapping[str, Iterable[Any]]], families: Iterable[str] | None = None
+) -> dict[str, list[BaselineSchedule]]:
+    """The baseline families and their candidate schedules.
+
+    Args:
+        grids: family -> parameter -> values (e.g. a preset's ``evaluation.grids``).
+        families: the families wanted (default: every one in ``grids``), in report order.
+
+    Raises:
+        ValueError: for a family without a grid or an unknown family.
+    """
+    wanted = list(grids) if families is None else list(families)
+    missing = [f for f in wanted if f not in grids]
+    if missing:
+        raise ValueError(f"no grid for baseline families {missing}; grids exist for {list(grids)}")
+    return {family: grid(family, grids[family]) for family in wanted}
 
 
 def select_baselines(
     runner: Runner,
-    families: Mapping[str, Sequence[Schedule]],
+    families: Mapping[str, Sequence[BaselineSchedule]],
     task: Task,
     seeds: Sequence[int],
 ) -> dict[str, Selection]:
@@ -841,7 +868,7 @@ def run_comparison(
     runner: Runner,
     task: Task,
     baseline_task: Task,
-    families: Mapping[str, Sequence[Schedule]],
+    families: Mapping[str, Sequence[BaselineSchedule]],
     runs: int,
     seed: int = 0,
     grid_seeds: int = 1,

@@ -194,7 +194,16 @@ def verdict(comparison: Comparison) -> str:
     )
 
 
-_COLORS = {"controller": "C3", "step_decay": "C0", "cosine": "C2", "constant": "C7"}
+_COLORS = {
+    "controller": "C3",
+    "step_decay": "C0",
+    "constant": "C7",
+    "cosine": "C2",
+    "linear": "C8",
+    "wsd": "C1",
+    "plateau": "C4",
+    "schedule_free": "C9",
+}
 
 
 def _curves(runs: Sequence[RunResult], steps_key: str, values_key: str):

@@ -60,16 +60,19 @@ from lrenv.env import (
     LRScheduleEnv,
     check_action,
     looks_diverged,
+    residual_lr,
     resolve_divergence_loss,
     scaled_lr,
 )
 from lrenv.features import compute_features, feature_names
 from lrenv.models import final_linear
+from lrenv.schedules import schedule_from_dict
 from lrenv.trainee import Evaluation, evaluate_module
 
 SCHEDULER_SETTINGS = (
     "factor_base",
     "action_mode",
+    "base_schedule",
     "lr_bounds",
     "feature_transform",
     "progress_feature",
@@ -458,6 +461,13 @@ class LearnedLRScheduler(LRScheduler):
         )
         self.last_action = check_action(action)
         lr = float(self.optimizer.param_groups[0]["lr"])
+        if self.settings["action_mode"] == "residual":
+            # the base schedule's absolute rates, over this run's length: use the controller
+            # with the optimizer it was trained with (its env keyword "optimizer")
+            total = self.total_steps or self.settings["total_steps"]
+            base = schedule_from_dict(self.settings["base_schedule"]).lr_at(self.last_epoch, total)
+            self._set_first_lr(residual_lr(base, self.last_action, self.settings["factor_base"]))
+            return
         self._set_first_lr(
             scaled_lr(
                 lr,

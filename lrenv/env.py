@@ -13,10 +13,12 @@ from gymnasium import spaces
 from lrenv.data import DATASETS, load_dataset
 from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
 from lrenv.models import MODELS
-from lrenv.trainee import Evaluation, Trainee, check_precision, resolve_device
+from lrenv.schedules import Schedule, schedule_from_dict
+from lrenv.trainee import Evaluation, Trainee, check_optimizer, check_precision, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
-ACTION_MODES = ("scale", "absolute")
+ACTION_MODES = ("scale", "absolute", "residual")
+REWARDS = ("loss", "delta")
 OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
 
 
@@ -44,6 +46,12 @@ class LRScheduleEnv(gym.Env):
     over ``lr_bounds``: ``lr = low * (high / low) ** ((a + 1) / 2)``. Exploration noise
     then does not accumulate over decisions, and a schedule is a plain function of the
     observation (with ``progress_feature``, of training progress).
+
+    ``action_mode="residual"`` (beyond the paper) scales a fixed schedule instead of the
+    previous rate: ``lr = base(t) * factor_base ** a``, where ``base`` is
+    ``base_schedule`` (a :mod:`lrenv.schedules` description such as
+    ``{"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2}``) at the decision's first SGD step.
+    An action of 0 reproduces that schedule exactly; deviations do not accumulate.
     Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
     but shape ``()`` or ``(1,)``) raises ``ValueError`` and leaves the environment as it was.
 
@@ -72,7 +80,15 @@ class LRScheduleEnv(gym.Env):
     ## Rewards
 
     ``-val_loss`` after each step (a Python float). With ``final_reward_weight=w > 0`` the
-    last step adds ``-w * val_loss``, so the final loss counts more. A diverging trainee
+    last step adds ``-w * val_loss``, so the final loss counts more.
+
+    ``reward="delta"`` (beyond the paper) pays the decrease of the validation loss instead,
+    ``L_{t-1} - L_t``: dense, and undiscounted it sums to ``L_0 - L_T``, so the return is
+    the final loss (up to the start, which no action changes), the quantity the
+    evaluation scores, rather than the area under the validation curve. A divergence
+    then pays ``L_{t-1} - divergence_loss``, as if the run had ended at that loss.
+
+    A diverging trainee
     earns ``-divergence_loss`` for this and every decision it did not get to make, so
     diverging is never cheaper than training on. Every per-step reward therefore lies in
     ``[-divergence_loss, 0]`` (a bounded scale PPO's critic can learn), apart from the
@@ -107,7 +123,11 @@ class LRScheduleEnv(gym.Env):
     | lr_bounds           | (1e-6, 1.0)        | the learning rate is kept inside              |
     | factor_base         | 2.0                | factor = factor_base ** action                |
     | action_mode         | "scale"            | "scale" (paper) or "absolute" (see above)     |
+    | base_schedule       | None               | the schedule a residual action scales         |
+    | reward              | "loss"             | "loss" (paper: -L_t) or "delta" (L_{t-1}-L_t) |
     | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
+    | optimizer           | "sgd"              | "sgd" (paper) or "schedule_free" (baseline)   |
+    | warmup_steps        | 0                  | schedule-free SGD's own warmup, in SGD steps  |
     | val_size            | None               | validation examples used (None: all 10k)      |
     | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
     | progress_feature    | False              | append the fraction of training done          |
@@ -133,7 +153,10 @@ class LRScheduleEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version. Since then, options only (defaults unchanged): ``action_mode``
+      "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
+      and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
+      ``final_reward_weight``, ``precision``, ``compile``.
 
     ## Example
 
@@ -159,7 +182,11 @@ class LRScheduleEnv(gym.Env):
         lr_bounds: tuple[float, float] = (1e-6, 1.0),
         factor_base: float = 2.0,
         action_mode: str = "scale",
+        base_schedule: dict[str, Any] | None = None,
+        reward: str = "loss",
         momentum: float = 0.0,
+        optimizer: str = "sgd",
+        warmup_steps: int = 0,
         val_size: int | None = None,
         feature_transform: str = "raw",
         progress_feature: bool = False,
@@ -183,7 +210,11 @@ class LRScheduleEnv(gym.Env):
             lr_bounds=lr_bounds,
             factor_base=factor_base,
             action_mode=action_mode,
+            base_schedule=base_schedule,
+            reward=reward,
             momentum=momentum,
+            optimizer=optimizer,
+            warmup_steps=warmup_steps,
             val_size=val_size,
             feature_transform=feature_transform,
             final_reward_weight=final_reward_weight,
@@ -200,6 +231,10 @@ class LRScheduleEnv(gym.Env):
         self.lr_bounds = (float(lr_bounds[0]), float(lr_bounds[1]))
         self.factor_base = float(factor_base)
         self.action_mode = action_mode
+        self.base_schedule: Schedule | None = (
+            None if base_schedule is None else schedule_from_dict(base_schedule)
+        )
+        self.reward = reward
         self.feature_transform = feature_transform
         self.progress_feature = progress_feature
         self.final_reward_weight = final_reward_weight
@@ -217,6 +252,8 @@ class LRScheduleEnv(gym.Env):
             resolve_device(device),
             compile=compile,
             precision=precision,
+            optimizer=optimizer,
+            warmup_steps=warmup_steps,
         )
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         n = len(self.feature_names)
@@ -240,6 +277,8 @@ class LRScheduleEnv(gym.Env):
         super().reset(seed=seed)
         trainee_seed = int(self.np_random.integers(2**31 - 1))
         lr = (options or {}).get("initial_lr", self.initial_lr)
+        if self.base_schedule is not None and "initial_lr" not in (options or {}):
+            lr = self.base_schedule.lr_at(0, self.total_steps)
         if lr is None:
             lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
         lr = float(np.clip(lr, *self.lr_bounds))
@@ -250,6 +289,7 @@ class LRScheduleEnv(gym.Env):
         self.trainee.record_validation(evaluation.loss, self.keep_best)
         self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
         self._history = [(0, lr, evaluation.loss)]
+        self._last_val_loss = evaluation.loss
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return self._obs.copy(), info
 
@@ -272,7 +312,11 @@ class LRScheduleEnv(gym.Env):
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         a = check_action(action)
-        lr = scaled_lr(self.trainee.lr, a, self.factor_base, self.lr_bounds, self.action_mode)
+        if self.action_mode == "residual":
+            base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)
+            lr = residual_lr(base, a, self.factor_base)
+        else:
+            lr = scaled_lr(self.trainee.lr, a, self.factor_base, self.lr_bounds, self.action_mode)
         self.trainee.set_lr(lr)
         return lr
 
@@ -296,7 +340,11 @@ class LRScheduleEnv(gym.Env):
         self._obs = obs
         self._history.append((trainee.sgd_step, trainee.lr, evaluation.loss))
         trainee.record_validation(evaluation.loss, self.keep_best)
-        reward = -evaluation.loss
+        if self.reward == "delta":
+            reward = self._last_val_loss - evaluation.loss
+        else:
+            reward = -evaluation.loss
+        self._last_val_loss = evaluation.loss
         if truncated:
             reward -= self.final_reward_weight * evaluation.loss
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
@@ -321,10 +369,10 @@ class LRScheduleEnv(gym.Env):
             raise ValueError(f"learning rate must be positive and finite, got {lr}")
         if self._obs is None:
             raise RuntimeError("call reset() before set_lr()")
-        if self.action_mode == "absolute":
+        if self.action_mode != "scale":
             raise RuntimeError(
-                "set_lr needs action_mode='scale': under 'absolute' the next action sets the "
-                "rate anew, so a rate set here would not hold"
+                f"set_lr needs action_mode='scale': under {self.action_mode!r} the next action "
+                "sets the rate anew, so a rate set here would not hold"
             )
         self.trainee.set_lr(float(lr))
         self._obs[self.feature_names.index("log10_lr")] = math.log10(lr)
@@ -342,7 +390,10 @@ class LRScheduleEnv(gym.Env):
 
     def _diverged(self, train_loss: float) -> tuple[np.ndarray, float, bool, bool, dict]:
         remaining = (self.total_steps - self.trainee.sgd_step) // self.steps_per_action
-        reward = -self.divergence_loss * (remaining + 1)
+        if self.reward == "delta":  # as if the run ended at the divergence threshold
+            reward = self._last_val_loss - self.divergence_loss
+        else:
+            reward = -self.divergence_loss * (remaining + 1)
         reward -= self.final_reward_weight * self.divergence_loss
         obs = self._obs.copy()
         obs[self.feature_names.index("log10_lr")] = math.log10(self.trainee.lr)
@@ -413,6 +464,15 @@ def scaled_lr(
     return float(np.clip(lr * factor_base**action, low, high))
 
 
+def residual_lr(base_lr: float, action: float, factor_base: float) -> float:
+    """The residual action's rate: ``base_lr * factor_base ** action`` (``base_lr`` at 0).
+
+    Shared with the drop-in scheduler so both map actions alike. A base rate of 0 (the end
+    of a decay to zero) stays 0 whatever the action.
+    """
+    return float(base_lr * factor_base**action)
+
+
 def check_action(action: Any) -> float:
     """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one."""
     try:
@@ -436,6 +496,18 @@ def _validate_config(**c: Any) -> None:
     if c["model"] not in MODELS:
         raise ValueError(f"unknown model {c['model']!r}; choose one of {', '.join(MODELS)}")
     check_precision(c["precision"])  # before the data loads; the trainee checks the device
+    check_optimizer(c["optimizer"], c["warmup_steps"])
+    if c["reward"] not in REWARDS:
+        raise ValueError(f"unknown reward {c['reward']!r}; choose one of {', '.join(REWARDS)}")
+    if (c["action_mode"] == "residual") != (c["base_schedule"] is not None):
+        raise ValueError(
+            "action_mode='residual' scales base_schedule, and base_schedule is read only by "
+            "it: give both (e.g. base_schedule={'kind': 'wsd', 'peak_lr': 0.3, "
+            f"'cooldown': 0.2}}), got action_mode={c['action_mode']!r}, "
+            f"base_schedule={c['base_schedule']!r}"
+        )
+    if c["base_schedule"] is not None:
+        schedule_from_dict(c["base_schedule"])  # ValueError naming the kinds
     for key in ("batch_size", "steps_per_action", "total_steps"):
         value = c[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

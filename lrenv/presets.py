@@ -55,20 +55,31 @@ class PPOSettings:
     """Running normalisation of returns (training only)."""
 
 
+# The baselines a practitioner would pick instead, each tuned on validation over its grid
+# (family -> parameter -> values tried; agents.baselines.grid builds the schedules). The
+# grids reach above the rates that win at the cpu preset (0.3), to rates that diverge.
+DEFAULT_BASELINE_GRIDS = {
+    "step_decay": PAPER_STEP_DECAY_GRID,
+    "constant": {"lr": (1.0, 0.5, 0.3, 0.2, 0.1, 0.03, 0.01, 0.001)},
+    "cosine": {"initial_lr": (1.0, 0.5, 0.3, 0.2, 0.1, 0.03)},
+    "linear": {"initial_lr": (1.0, 0.5, 0.3, 0.2, 0.1, 0.03)},
+    "wsd": {"peak_lr": (0.5, 0.3, 0.2, 0.1), "cooldown": (0.1, 0.2, 0.4), "warmup": (0.0, 0.05)},
+    "plateau": {"initial_lr": (0.5, 0.3, 0.1), "factor": (0.5, 0.2), "patience": (2, 5)},
+    "schedule_free": {"lr": (3.0, 1.0, 0.3, 0.1), "warmup_steps": (0, 50)},
+}
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
     """How evaluate.py compares a controller with baseline schedules."""
 
     runs: int = 10
     """Evaluation runs per method (different trainee seeds)."""
-    step_decay_grid: MappingProxyType = field(
-        default_factory=lambda: _frozen(PAPER_STEP_DECAY_GRID)
+    grids: MappingProxyType = field(
+        default_factory=lambda: _frozen({k: _frozen(v) for k, v in DEFAULT_BASELINE_GRIDS.items()})
     )
-    """The step-decay grid: initial rate x decay every N SGD steps x factor."""
-    constant_lrs: tuple[float, ...] = (0.3, 0.1, 0.03, 0.01, 0.001, 0.0001)
-    """Constant learning rates tried (the best on validation is kept)."""
-    cosine_lrs: tuple[float, ...] = (0.3, 0.1, 0.03, 0.01)
-    """Initial rates of cosine decay to zero tried."""
+    """Each baseline family's grid: family -> parameter -> values tried (the best member on
+    validation is kept). The method names of results.json, in report order."""
 
 
 @dataclass(frozen=True)
@@ -160,11 +171,19 @@ PRESETS: dict[str, Preset] = {
         ppo=PPOSettings(episodes_per_rollout=2, n_epochs=2, minibatches=2),
         evaluation=EvaluationSettings(
             runs=3,
-            step_decay_grid=_frozen(
-                {"initial_lr": (0.1, 0.01), "every": (20, 50), "factor": (0.9, 0.5)}
+            grids=_frozen(
+                {
+                    "step_decay": _frozen(
+                        {"initial_lr": (0.1, 0.01), "every": (20, 50), "factor": (0.9, 0.5)}
+                    ),
+                    "constant": _frozen({"lr": (0.1, 0.01)}),
+                    "cosine": _frozen({"initial_lr": (0.1,)}),
+                    "linear": _frozen({"initial_lr": (0.1,)}),
+                    "wsd": _frozen({"peak_lr": (0.1,), "cooldown": (0.2,)}),
+                    "plateau": _frozen({"initial_lr": (0.1,), "factor": (0.5,), "patience": (2,)}),
+                    "schedule_free": _frozen({"lr": (0.3,), "warmup_steps": (10,)}),
+                }
             ),
-            constant_lrs=(0.1, 0.01),
-            cosine_lrs=(0.1,),
         ),
     ),
 }

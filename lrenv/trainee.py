@@ -56,6 +56,22 @@ def check_precision(precision: str, device: torch.device | None = None) -> None:
         raise ValueError("this GPU has no bfloat16 support; use precision='fp32'")
 
 
+OPTIMIZERS = ("sgd", "schedule_free")
+
+
+def check_optimizer(optimizer: str, warmup_steps: int = 0) -> None:
+    """ValueError, naming what is allowed, for an unknown optimizer or a bad warmup."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    if warmup_steps and optimizer != "schedule_free":
+        raise ValueError(
+            "warmup_steps is schedule-free SGD's own warmup: use it with "
+            "optimizer='schedule_free' (plain SGD warms up through its schedule)"
+        )
+
+
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """The forward pass's precision: ``"bf16"`` is bfloat16 autocast, ``"fp32"`` is plain.
 
@@ -185,6 +201,12 @@ class Trainee:
         precision: ``"fp32"`` (the default) or ``"bf16"``, bfloat16 mixed precision for the
             forward passes (see :func:`autocast`). On a CPU with AMX it made the ResNet-18
             step 2.6x faster and the LeNet step 1.15-1.3x (``python -m lrenv.bench``).
+        optimizer: ``"sgd"`` (``torch.optim.SGD``, the paper's) or ``"schedule_free"``
+            (``schedulefree.SGDScheduleFree``, momentum 0.9; the baseline of that name).
+            Schedule-free SGD trains at an interpolation of two sequences and is evaluated
+            at their average: every validation and test pass, the best-validation
+            checkpoint and the weight features read the averaged weights (eval mode).
+        warmup_steps: schedule-free SGD's own linear warmup, in SGD steps (0 for ``"sgd"``).
     """
 
     def __init__(
@@ -198,7 +220,12 @@ class Trainee:
         compile: bool | str = False,
         channels_last: bool | None = None,
         precision: str = "fp32",
+        optimizer: str = "sgd",
+        warmup_steps: int = 0,
     ) -> None:
+        check_optimizer(optimizer, warmup_steps)
+        self.optimizer_name = optimizer
+        self.warmup_steps = warmup_steps
         self.device = resolve_device(device)
         check_precision(precision, self.device)
         self.precision = precision
@@ -215,7 +242,7 @@ class Trainee:
         self.train_data, val_data = device_data(dataset, self.device, self.channels_last)
         self.val_data = val_data.head(val_size)
         self.model: nn.Module | None = None
-        self.optimizer: torch.optim.SGD | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_val_loss = math.inf
         self.sgd_step = 0
@@ -232,7 +259,14 @@ class Trainee:
         compiled = torch.compile(model, dynamic=False) if self.compile else model
         self._forward = compiled if self.compile is True else model
         self._eval_forward = compiled
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=self.momentum)
+        if self.optimizer_name == "schedule_free":
+            import schedulefree  # only its baseline needs it
+
+            self.optimizer = schedulefree.SGDScheduleFree(
+                model.parameters(), lr=lr, warmup_steps=self.warmup_steps
+            )
+        else:
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=self.momentum)
         self.order = BatchOrder(len(self.train_data), self.batch_size, seed, self.device)
         self.sgd_step = 0
         self.best_state = None
@@ -261,6 +295,7 @@ class Trainee:
     def train_steps(self, n: int) -> float:
         """Run ``n`` SGD steps; return their mean training loss (may be non-finite)."""
         self.model.train()
+        self._optimizer_mode("train")
         total = torch.zeros((), device=self.device)
         for _ in range(n):
             idx = self.order.next()
@@ -278,6 +313,7 @@ class Trainee:
         """Loss, accuracy and softmax predictions on ``split`` (default: the validation subset)."""
         split = self.val_data if split is None else split
         if model is None:
+            self._optimizer_mode("eval")  # schedule-free: the averaged weights
             self.model.eval()  # the compiled forward shares the module and its mode
             model = self._eval_forward
         return evaluate_module(model, split, precision=self.precision)
@@ -285,6 +321,13 @@ class Trainee:
     def final_weight(self) -> torch.Tensor:
         """The final dense layer's weight matrix."""
         return final_linear(self.model).weight.detach()
+
+    def _optimizer_mode(self, mode: str) -> None:
+        """Schedule-free SGD's weights for training (``"train"``) or evaluation (``"eval"``);
+        nothing for plain SGD."""
+        switch = getattr(self.optimizer, mode, None) if self.optimizer_name != "sgd" else None
+        if switch is not None:
+            switch()
 
     def is_finite(self) -> bool:
         """Whether every parameter is finite (one host synchronisation, not one per tensor)."""

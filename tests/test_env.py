@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
@@ -181,6 +182,15 @@ def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
         ({"action_mode": "set"}, "unknown action_mode"),
         ({"momentum": 1.5}, "momentum"),
         ({"precision": "fp16"}, "precision must be one of"),
+        ({"action_mode": "residual"}, "residual.*base_schedule"),
+        ({"base_schedule": {"kind": "constant", "lr": 0.1}}, "residual.*base_schedule"),
+        (
+            {"action_mode": "residual", "base_schedule": {"kind": "onecycle"}},
+            "unknown schedule kind",
+        ),
+        ({"reward": "best"}, "unknown reward"),
+        ({"optimizer": "adam"}, "unknown optimizer"),
+        ({"warmup_steps": 10}, "warmup_steps is schedule-free"),
         ({"device": "cuda"} if not torch.cuda.is_available() else {"val_size": 1}, "cuda|val_size"),
     ],
 )
@@ -313,6 +323,90 @@ def test_absolute_action_mode_maps_action_onto_rate(action, expected):
     assert info["lr"] == pytest.approx(expected)
     *_, info = env.step(np.array([action], np.float32))  # no accumulation over decisions
     assert info["lr"] == pytest.approx(expected)
+
+
+WSD_BASE = {"kind": "wsd", "peak_lr": 0.08, "cooldown": 0.5}
+
+
+def test_residual_action_scales_the_base_schedule_without_accumulating():
+    env = gym.make("lrenv/Synthetic-v0", action_mode="residual", base_schedule=WSD_BASE)
+    _, info = env.reset(seed=0)
+    assert info["lr"] == pytest.approx(0.08)  # the base schedule's rate at step 0
+    rates = [run_episode(env, [a])[0][-1]["lr"] for a in (1.0, 1.0, -1.0, 0.0)]
+    assert rates == pytest.approx([0.16, 0.16, 0.04, 0.08])  # factor 2 ** a, never compounded
+    steps = run_episode(env, [0.0] * 20)
+    base = [WSD_BASE["peak_lr"] * min(1.0, 2 * (1 - s / 200)) for s in range(40, 200, 10)]
+    assert [info["lr"] for *_, info in steps] == pytest.approx(base)
+
+
+def test_residual_action_zero_reproduces_the_schedule_run_through_set_lr():
+    """Action 0 under the residual action is the base schedule itself: the same trajectory
+    as the evaluation's exact schedule path (set_lr, then action 0 under 'scale')."""
+    from lrenv.schedules import schedule_from_dict
+
+    schedule = schedule_from_dict(WSD_BASE)
+    residual = gym.make("lrenv/Synthetic-v0", action_mode="residual", base_schedule=WSD_BASE)
+    exact = gym.make("lrenv/Synthetic-v0", initial_lr=0.08)
+    residual.reset(seed=3)
+    _, info = exact.reset(seed=3)
+    for _ in range(20):
+        exact.unwrapped.set_lr(schedule.lr_at(info["sgd_step"], 200))
+        a = residual.step(np.zeros(1, np.float32))
+        b = exact.step(np.zeros(1, np.float32))
+        info = b[-1]
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1] == b[1]
+
+
+def test_delta_reward_telescopes_to_the_change_of_the_validation_loss():
+    env = gym.make("lrenv/Synthetic-v0", reward="delta", initial_lr=0.05)
+    _, info = env.reset(seed=0)
+    first = info["val_loss"]
+    steps = run_episode(env, [0.0] * 20)
+    assert steps[-1][3]  # truncated: a full episode
+    assert sum(r for _, r, *_ in steps) == pytest.approx(first - steps[-1][-1]["val_loss"])
+    rewards = [r for _, r, *_ in steps]
+    losses = [first, *(info["val_loss"] for *_, info in steps)]
+    assert rewards == pytest.approx([a - b for a, b in itertools.pairwise(losses)])
+
+
+def test_delta_reward_charges_a_divergence_as_ending_at_the_threshold():
+    env = gym.make(
+        "lrenv/Synthetic-v0",
+        reward="delta",
+        initial_lr=0.5,
+        lr_bounds=(1e-6, 1e8),
+        factor_base=100.0,
+    )
+    _, info = env.reset(seed=0)
+    steps = run_episode(env, [1.0] * 20)
+    assert steps[-1][2] and steps[-1][-1]["diverged"]
+    total = sum(r for _, r, *_ in steps)
+    assert total == pytest.approx(info["val_loss"] - 2 * math.log(10))
+
+
+def test_schedule_free_optimizer_evaluates_its_averaged_weights():
+    """Schedule-free SGD trains at y and is evaluated at x (its eval mode): the validation
+    loss the env reports is the averaged weights' loss, not the training point's."""
+    env = gym.make(
+        "lrenv/Synthetic-v0",
+        optimizer="schedule_free",
+        warmup_steps=10,
+        initial_lr=0.05,
+        keep_best=True,
+    )
+    env.reset(seed=0)
+    for _ in range(5):
+        *_, info = env.step(np.zeros(1, np.float32))
+    trainee = env.unwrapped.trainee
+    optimizer = trainee.optimizer
+    assert type(optimizer).__name__ == "SGDScheduleFree"
+    assert not optimizer.param_groups[0]["train_mode"]  # left in eval mode after validation
+    assert trainee.evaluate().loss == pytest.approx(info["val_loss"])
+    optimizer.train()  # the training point y differs from the average x
+    training_point = trainee.evaluate(model=trainee.model).loss
+    assert training_point != pytest.approx(info["val_loss"], rel=1e-6)
+    assert math.isfinite(env.unwrapped.test_best()["test_loss"])
 
 
 def test_compiled_validation_gives_the_same_observations():

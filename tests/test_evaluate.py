@@ -18,15 +18,20 @@ from scipy import stats
 import evaluate
 import lrenv.env
 from agents.baselines import (
+    WSD,
     Constant,
     Cosine,
+    Linear,
+    Plateau,
+    ScheduleFree,
     SchedulePolicy,
     StepDecay,
+    grid,
     schedule_from_dict,
     schedule_to_dict,
-    step_decay_grid,
 )
 from agents.evaluation import (
+    BASELINES,
     SELECTION_SEED_OFFSET,
     Job,
     Runner,
@@ -63,6 +68,12 @@ def one_torch_thread():
         (StepDecay(0.1, every=25, factor=0.5), [0.1, 0.1, 0.1, 0.05, 0.05, 0.025]),
         (Constant(0.03), [0.03] * 6),
         (Cosine(0.2), [0.2, 0.2 * (1 + math.sqrt(3) / 2) / 2, 0.15, 0.1, 0.05, 0.2 * 0.0669873]),
+        (Linear(0.6), [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]),
+        # cooldown over the last half: steps 30, 40, 50 at 1, 2/3, 1/3 of the peak
+        (WSD(0.3, cooldown=0.5), [0.3, 0.3, 0.3, 0.3, 0.2, 0.1]),
+        # a warmup over the first third: steps 0 and 10 ramp to the peak by step 10
+        (WSD(0.3, cooldown=0.5, warmup=1 / 3), [0.15, 0.3, 0.3, 0.3, 0.2, 0.1]),
+        (ScheduleFree(0.5, warmup_steps=20), [0.5] * 6),  # the optimizer warms itself up
     ],
 )
 def test_schedules_at_decision_boundaries(schedule, expected):
@@ -71,12 +82,51 @@ def test_schedules_at_decision_boundaries(schedule, expected):
     assert schedule_from_dict(json.loads(json.dumps(schedule_to_dict(schedule)))) == schedule
 
 
+def test_plateau_policy_follows_torch_reduce_on_plateau():
+    policy = SchedulePolicy(Plateau(0.4, factor=0.5, patience=1))
+    rates = [policy.lr_at(0, 60)]
+    for val_loss in (1.0, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8):
+        policy.observe(val_loss)
+        rates.append(policy.lr_at(0, 60))
+    # halves after the second flat loss in a row, and again after the next two
+    assert rates == pytest.approx([0.4, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1])
+    fresh = SchedulePolicy(Plateau(0.4, factor=0.5, patience=1))
+    assert fresh.lr_at(0, 60) == 0.4  # each policy is one episode's rule
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.0},
+        {"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.5, "warmup": 0.6},
+        {"kind": "plateau", "initial_lr": 0.3, "factor": 1.0, "patience": 2},
+        {"kind": "plateau", "initial_lr": 0.3, "factor": 0.5, "patience": -1},
+        {"kind": "schedule_free", "lr": 0.3, "warmup_steps": 2.5},
+        {"kind": "linear", "initial_lr": -1.0},
+        {"kind": "onecycle", "lr": 0.3},
+    ],
+)
+def test_bad_baseline_schedules_are_refused(bad):
+    with pytest.raises(ValueError, match=r"must|unknown"):
+        schedule_from_dict(bad)
+
+
+def test_default_grids_cover_every_family_and_reach_past_the_winners():
+    from lrenv.presets import DEFAULT_BASELINE_GRIDS
+
+    families = candidates(DEFAULT_BASELINE_GRIDS)
+    assert list(families) == list(BASELINES)
+    assert max(s.lr for s in families["constant"]) > 0.3  # the cpu preset's best is 0.3
+    assert max(s.peak_lr for s in families["wsd"]) > 0.3
+    assert {s.cooldown for s in families["wsd"]} == {0.1, 0.2, 0.4}
+
+
 def test_paper_grid_has_48_schedules():
-    grid = step_decay_grid(PAPER_STEP_DECAY_GRID)
-    assert len(grid) == len(set(grid)) == 48
-    assert {s.initial_lr for s in grid} == {0.1, 0.01, 0.001, 0.0001}
-    assert {s.every for s in grid} == {10, 20, 50, 100}
-    assert {s.factor for s in grid} == {0.99, 0.9, 0.88}
+    schedules = grid("step_decay", PAPER_STEP_DECAY_GRID)
+    assert len(schedules) == len(set(schedules)) == 48
+    assert {s.initial_lr for s in schedules} == {0.1, 0.01, 0.001, 0.0001}
+    assert {s.every for s in schedules} == {10, 20, 50, 100}
+    assert {s.factor for s in schedules} == {0.99, 0.9, 0.88}
 
 
 @pytest.mark.parametrize(
@@ -160,7 +210,14 @@ def _garbage_test_split(monkeypatch):
 
 def test_selection_never_reads_the_test_split(monkeypatch):
     task = Task("lrenv/Synthetic-v0", SHORT)
-    families = candidates({"initial_lr": (0.1, 0.01), "every": (20,), "factor": (0.5,)}, (0.05,))
+    families = candidates(
+        {
+            "step_decay": {"initial_lr": (0.1, 0.01), "every": (20,), "factor": (0.5,)},
+            "constant": {"lr": (0.05,)},
+            "plateau": {"initial_lr": (0.1,), "factor": (0.5,), "patience": (1,)},
+            "schedule_free": {"lr": (0.1,), "warmup_steps": (10,)},
+        }
+    )
     seeds = [SELECTION_SEED_OFFSET]
     with Runner(1, progress=False) as runner:
         clean = select_baselines(runner, families, task, seeds)
