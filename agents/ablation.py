@@ -78,6 +78,10 @@ NARROW_STD = {"log_std_init": -1.0, **DISCOUNTED}
 # cooldown over the last 20% of steps), so that action 0 is that baseline exactly.
 WSD_BASE = {"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2, "warmup": 0.0}
 RESIDUAL = {**LOG_PROGRESS, "action_mode": "residual", "base_schedule": WSD_BASE}
+# ... and over the strongest family, schedule-free SGD (chosen likewise: rate 1.5, its own
+# warmup over 50 steps): the controller then drives schedule-free SGD's rate.
+SCHEDULE_FREE = {"optimizer": "schedule_free", "warmup_steps": 50}
+RESIDUAL_SF = {**RESIDUAL, **SCHEDULE_FREE, "base_schedule": {"kind": "constant", "lr": 1.5}}
 DELTA = {"reward": "delta"}
 RESIDUAL_PPO = {"log_std_init": -1.5, "gamma": 1.0}
 
@@ -90,6 +94,13 @@ DESIGNS: dict[str, Design] = {
             "reward L_{t-1} - L_t (sums to the final loss); log features, progress; initial "
             "log-std -1.5, gamma 1",
             env_kwargs={**RESIDUAL, **DELTA},
+            ppo=RESIDUAL_PPO,
+        ),
+        Design(
+            "residual-sf-delta",
+            "as residual-wsd-delta over schedule-free SGD at its tuned rate (1.5, warmup 50 "
+            "steps): the controller scales schedule-free SGD's rate",
+            env_kwargs={**RESIDUAL_SF, **DELTA},
             ppo=RESIDUAL_PPO,
         ),
         Design(

@@ -65,7 +65,7 @@ DEFAULT_BASELINE_GRIDS = {
     "linear": {"initial_lr": (1.0, 0.5, 0.3, 0.2, 0.1, 0.03)},
     "wsd": {"peak_lr": (0.5, 0.3, 0.2, 0.1), "cooldown": (0.1, 0.2, 0.4), "warmup": (0.0, 0.05)},
     "plateau": {"initial_lr": (0.5, 0.3, 0.1), "factor": (0.5, 0.2), "patience": (2, 5)},
-    "schedule_free": {"lr": (3.0, 1.0, 0.3, 0.1), "warmup_steps": (0, 50)},
+    "schedule_free": {"lr": (3.0, 2.0, 1.5, 1.0, 0.5, 0.3), "warmup_steps": (0, 50, 100)},
 }
 
 
