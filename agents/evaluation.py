@@ -736,11 +736,11 @@ def select_baselines(
 
 @dataclass(frozen=True)
 class TTest:
-    """An independent two-sample Student's t-test (equal variances, two-sided)."""
+    """An independent two-sample t-test (two-sided): Student's, or Welch's."""
 
     statistic: float
     pvalue: float
-    df: int
+    df: float
 
     @property
     def significant(self) -> bool:
@@ -748,29 +748,40 @@ class TTest:
         return self.pvalue < SIGNIFICANCE
 
 
-def t_test(a: Sequence[float], b: Sequence[float]) -> TTest:
-    """Student's two-sample t-test of ``a`` against ``b`` (``scipy.stats.ttest_ind``).
+def t_test(a: Sequence[float], b: Sequence[float], equal_var: bool = True) -> TTest:
+    """Student's (``equal_var``) or Welch's two-sample t-test (``scipy.stats.ttest_ind``).
 
-    ``t = (mean(a) - mean(b)) / sqrt(s2 * (1/na + 1/nb))`` with the pooled variance
-    ``s2 = ((na-1) var(a) + (nb-1) var(b)) / (na + nb - 2)``, ``df = na + nb - 2``, and the
-    two-sided p-value. When a sample has no spread at all (ten runs that all end at the
-    same accuracy, say) the same formula is computed here, because scipy would warn about
-    precision loss: two such samples give p = 1 for equal means and p = 0 otherwise. Fewer
-    than two values in a sample give NaN (no test is possible).
+    Student's: ``t = (mean(a) - mean(b)) / sqrt(s2 * (1/na + 1/nb))`` with the pooled
+    variance ``s2 = ((na-1) var(a) + (nb-1) var(b)) / (na + nb - 2)`` and ``df = na + nb -
+    2``. Welch's: ``t = (mean(a) - mean(b)) / sqrt(var(a)/na + var(b)/nb)`` with the
+    Welch-Satterthwaite degrees of freedom; it does not assume equal spreads, which a
+    learned controller and a fixed schedule need not have. Both two-sided.
+
+    When a sample has no spread at all (ten runs that all end at the same accuracy, say)
+    the same formulas are computed here, because scipy would warn about precision loss:
+    two such samples give p = 1 for equal means and p = 0 otherwise. Fewer than two values
+    in a sample give NaN (no test is possible).
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    df = len(a) + len(b) - 2
-    if len(a) < 2 or len(b) < 2:
-        return TTest(math.nan, math.nan, df)
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return TTest(math.nan, math.nan, na + nb - 2)
     if np.ptp(a) > 0 and np.ptp(b) > 0:
-        result = stats.ttest_ind(a, b, equal_var=True)
-        return TTest(float(result.statistic), float(result.pvalue), df)
+        result = stats.ttest_ind(a, b, equal_var=equal_var)
+        return TTest(float(result.statistic), float(result.pvalue), float(result.df))
     diff = float(a.mean() - b.mean())
-    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / df
-    if pooled == 0:
+    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
+    if equal_var:
+        df = na + nb - 2
+        pooled = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / df
+        se2 = pooled * (1 / na + 1 / nb)
+    else:
+        se2 = va + vb
+        df = se2**2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se2 > 0 else na + nb - 2
+    if se2 == 0:
         return TTest(math.copysign(math.inf, diff) if diff else 0.0, 0.0 if diff else 1.0, df)
-    t = diff / math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    t = diff / math.sqrt(se2)
     return TTest(t, float(2 * stats.t.sf(abs(t), df)), df)
 
 
@@ -791,7 +802,8 @@ def summarize(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
 def compare_methods(
     results: Sequence[RunResult], reference: str
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """t-tests of ``reference`` against every other method, on test loss and accuracy."""
+    """t-tests of ``reference`` against every other method, on test loss and accuracy:
+    Student's (``t``, ``p``, ``df``) and Welch's (``welch_t``, ``welch_p``, ``welch_df``)."""
     by_method = {m: [r for r in results if r.method == m] for m in methods_in(results)}
     tests = {}
     for method, runs in by_method.items():
@@ -799,10 +811,17 @@ def compare_methods(
             continue
         tests[method] = {}
         for key in ("test_loss", "test_accuracy"):
-            test = t_test(
-                [getattr(r, key) for r in by_method[reference]], [getattr(r, key) for r in runs]
-            )
-            tests[method][key] = {"t": test.statistic, "p": test.pvalue, "df": test.df}
+            ours = [getattr(r, key) for r in by_method[reference]]
+            theirs = [getattr(r, key) for r in runs]
+            student, welch = t_test(ours, theirs), t_test(ours, theirs, equal_var=False)
+            tests[method][key] = {
+                "t": student.statistic,
+                "p": student.pvalue,
+                "df": student.df,
+                "welch_t": welch.statistic,
+                "welch_p": welch.pvalue,
+                "welch_df": welch.df,
+            }
     return tests
 
 

@@ -123,8 +123,8 @@ def results_markdown(comparison: Comparison) -> str:
     lines += [
         "## All methods",
         "",
-        f"Test loss and accuracy, mean ± sample std over runs; p: two-sided Student's t-test "
-        f"against the {METHOD_LABELS[ref]} (`*` p < 0.05).",
+        f"Test loss and accuracy, mean ± sample std over runs; p: two-sided t-tests against "
+        f"the {METHOD_LABELS[ref]}, Student's / Welch's (`*` p < 0.05).",
         "",
         "| method | schedule | tuned on | runs | test loss | test accuracy | p (loss) | "
         "p (accuracy) | diverged |",
@@ -137,14 +137,26 @@ def results_markdown(comparison: Comparison) -> str:
         else:
             tuned = c.baseline_task.env_id
         pv = c.p_values.get(method)
-        p_loss = "—" if pv is None else _p(pv["test_loss"]["p"])
-        p_acc = "—" if pv is None else _p(pv["test_accuracy"]["p"])
+        p_loss = "—" if pv is None else _p_pair(pv["test_loss"])
+        p_acc = "—" if pv is None else _p_pair(pv["test_accuracy"])
         lines.append(
             f"| {METHOD_LABELS[method]} | {_schedule_text(c, method)} | {tuned} | "
             f"{entry['runs']} | {_mean_std(entry, 'test_loss')} | "
             f"{_mean_std(entry, 'test_accuracy')} | {p_loss} | {p_acc} | {entry['diverged']} |"
         )
 
+    if "controller" in s and len(s) > 1:
+        lines += ["", against_every_family(c)]
+    if "schedule_free" in s:
+        lines += [
+            "",
+            "Schedule-free SGD (`schedulefree.SGDScheduleFree`, momentum 0.9) changes the "
+            "optimizer, not only the rate: it trains at an interpolation of two weight "
+            "sequences and is evaluated at their running average. Every validation pass, the "
+            "best-validation checkpoint and its test pass use that average (the optimizer's "
+            "eval mode); its rate is constant after the optimizer's own warmup. Every other "
+            "method trains with plain SGD (momentum 0).",
+        ]
     if c.selections:
         lines += [
             "",
@@ -152,10 +164,11 @@ def results_markdown(comparison: Comparison) -> str:
             "",
             f"On `{c.baseline_task.describe()}`, seeds "
             f"{', '.join(map(str, next(iter(c.selections.values())).seeds))}; score: best "
-            "validation loss of the run (mean over seeds). All scores are in results.json.",
+            "validation loss of the run (mean over seeds). Each family's grid is every "
+            "combination of the values listed. All scores are in results.json.",
             "",
-            "| family | candidates | chosen | its best validation loss | runner-up |",
-            "| --- | --- | --- | --- | --- |",
+            "| family | grid | candidates | chosen | its best validation loss | runner-up |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for method, sel in c.selections.items():
             ranked = sorted(sel.scores, key=lambda x: x["best_val_loss"])
@@ -165,8 +178,8 @@ def results_markdown(comparison: Comparison) -> str:
                 else "—"
             )
             lines.append(
-                f"| {METHOD_LABELS[method]} | {len(sel.scores)} | {ranked[0]['description']} | "
-                f"{ranked[0]['best_val_loss']:.4f} | {runner_up} |"
+                f"| {METHOD_LABELS[method]} | {_grid_text(sel.scores)} | {len(sel.scores)} | "
+                f"{ranked[0]['description']} | {ranked[0]['best_val_loss']:.4f} | {runner_up} |"
             )
     lines += [
         "",
@@ -175,6 +188,46 @@ def results_markdown(comparison: Comparison) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def against_every_family(comparison: Comparison) -> str:
+    """One sentence per outcome: which baseline families the controller beats, ties and loses
+    to, on mean test loss, where "beats" needs p < 0.05 by Student's and by Welch's test."""
+    s, tests = comparison.summary, comparison.p_values
+    beats, loses, ties = [], [], []
+    for method in _ordered(s):
+        if method == "controller":
+            continue
+        diff = s["controller"]["test_loss_mean"] - s[method]["test_loss_mean"]
+        p = tests[method]["test_loss"]
+        significant = max(p["p"], p["welch_p"]) < SIGNIFICANCE
+        text = f"{METHOD_LABELS[method]} ({diff:+.4f}, p = {p['p']:.2g} / {p['welch_p']:.2g})"
+        (beats if significant and diff < 0 else loses if significant else ties).append(text)
+    parts = [
+        f"{label}: {', '.join(items)}"
+        for label, items in (("beats", beats), ("ties", ties), ("loses to", loses))
+        if items
+    ]
+    return (
+        "**Against every family** (difference of mean test loss, controller minus baseline; "
+        "p Student's / Welch's; a win or loss needs both below 0.05). The controller "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def _p_pair(test: Mapping[str, float]) -> str:
+    return f"{_p(test['p'])} / {_p(test.get('welch_p', math.nan))}"
+
+
+def _grid_text(scores: Sequence[Mapping[str, Any]]) -> str:
+    """The values tried per parameter, e.g. ``peak_lr 0.5, 0.3; cooldown 0.1, 0.2``."""
+    values: dict[str, list[Any]] = {}
+    for score in scores:
+        for key, value in score["schedule"].items():
+            if key != "kind" and value not in values.setdefault(key, []):
+                values[key].append(value)
+    return "; ".join(f"{k} {', '.join(f'{v:g}' for v in vs)}" for k, vs in values.items())
 
 
 def verdict(comparison: Comparison) -> str:

@@ -276,6 +276,38 @@ def test_t_test_without_spread_or_samples(a, b, p):
     assert t_test(a, b).pvalue == pytest.approx(p, nan_ok=True)
 
 
+def test_welch_t_test_agrees_with_scipy_and_a_hand_computation():
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    # by hand: standard error sqrt(2.5/5 + 10/5) = sqrt(2.5), t = -3/sqrt(2.5) as Student's
+    # here (equal sizes), but df = 2.5^2 / ((0.5^2 + 2^2) / 4) = 5.882..., so p is larger
+    welch = t_test(a, b, equal_var=False)
+    assert welch.statistic == pytest.approx(-3 / math.sqrt(2.5), rel=1e-12)
+    assert welch.df == pytest.approx(6.25 / (4.25 / 4), rel=1e-12)
+    assert welch.pvalue == pytest.approx(2 * stats.t.sf(3 / math.sqrt(2.5), 6.25 / 1.0625))
+    assert welch.pvalue > t_test(a, b).pvalue
+    # one sample without spread: Welch's standard error is the other sample's alone
+    lone = t_test([0.1, 0.1], [0.1, 0.3], equal_var=False)
+    assert lone.statistic == pytest.approx(-0.1 / math.sqrt(0.02 / 2))
+    assert lone.df == pytest.approx(1.0)
+
+
+def test_comparison_reports_student_and_welch_p_values():
+    from agents.evaluation import RunResult, Trajectory, compare_methods
+
+    def runs(method, losses):
+        return [
+            RunResult(method, i, x, x, 1 - x, False, None, Trajectory())
+            for i, x in enumerate(losses)
+        ]
+
+    ours, theirs = [0.30, 0.31, 0.29, 0.30], [0.35, 0.31, 0.39, 0.33]
+    tests = compare_methods(runs("controller", ours) + runs("wsd", theirs), "controller")
+    loss = tests["wsd"]["test_loss"]
+    assert loss["p"] == pytest.approx(stats.ttest_ind(ours, theirs).pvalue)
+    assert loss["welch_p"] == pytest.approx(stats.ttest_ind(ours, theirs, equal_var=False).pvalue)
+    assert loss["welch_p"] != pytest.approx(loss["p"])
+
+
 def test_transfer_tasks_follow_the_controller_config():
     preset_kwargs = {"device": "cpu", "total_steps": 40}
     config = {
