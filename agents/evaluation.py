@@ -54,6 +54,7 @@ from agents.baselines import (
     schedule_to_dict,
 )
 from lrenv.features import feature_names
+from lrenv.presets import without_task_keys
 
 SELECTION_SEED_OFFSET = 1_000_000
 BASELINES = (
@@ -126,6 +127,13 @@ class Task:
 
         return essence(self) == essence(other)
 
+    @property
+    def label(self) -> str:
+        """The id and what it trains, e.g. ``lrenv/FashionMNIST-MLP-v0 (fashion_mnist, mlp)``:
+        for titles and tables, which must name the trainee, not only an id."""
+        kwargs = self.resolved_kwargs
+        return f"{self.env_id} ({kwargs.get('dataset', '?')}, {kwargs.get('model', '?')})"
+
     def describe(self) -> str:
         """``env_id`` and the keywords, e.g. ``lrenv/Synthetic-v0 (total_steps=100)``."""
         kwargs = {k: v for k, v in self.env_kwargs.items() if k not in RUNTIME_KEYS}
@@ -166,17 +174,22 @@ def resolve_tasks(
     config = dict(controller_config or {})
     trained_on = None
     if config.get("env_id"):
-        trained_on = Task(
-            config["env_id"], {**preset_env_kwargs, **(config.get("env_kwargs") or {})}
-        )
+        preset_kwargs = dict(preset_env_kwargs)
+        if config["env_id"] != preset_env_id:
+            preset_kwargs = without_task_keys(preset_kwargs)
+        trained_on = Task(config["env_id"], {**preset_kwargs, **(config.get("env_kwargs") or {})})
+    chosen_id = env_id or (trained_on.env_id if trained_on else preset_env_id)
+    # a preset's task keywords never change the trainee of another id (lrenv.TASK_KEYS)
     kwargs = dict(preset_env_kwargs)
+    if chosen_id != preset_env_id:
+        kwargs = without_task_keys(kwargs)
     if trained_on is not None:
         interface = {
             k: v for k, v in trained_on.env_kwargs.items() if k in CONTROLLER_INTERFACE_KEYS
         }
         kwargs.update(interface)
     kwargs.update(env_kwargs or {})
-    task = Task(env_id or (trained_on.env_id if trained_on else preset_env_id), kwargs)
+    task = Task(chosen_id, kwargs)
 
     if baseline_from is not None:
         baseline = Task(baseline_from, {**kwargs, **(baseline_env_kwargs or {})})

@@ -74,7 +74,7 @@ def results_markdown(comparison: Comparison) -> str:
     seeds = sorted({r.seed for r in c.results})
     transfer = not c.baseline_task.same_task_as(c.task)
     lines = [
-        f"# Evaluation on {c.task.env_id}",
+        f"# Evaluation on {c.task.label}",
         "",
         f"- **Evaluation task:** `{c.task.describe()}`.",
     ]
@@ -323,7 +323,7 @@ def plot_validation_loss(comparison: Comparison, path: str | os.PathLike) -> Pat
     ax.set_xlabel("SGD step")
     ax.set_ylabel("validation loss (log scale)")
     n = len({r.seed for r in comparison.results})
-    ax.set_title(f"Validation loss on {comparison.task.env_id}: mean ± std over {n} runs")
+    ax.set_title(f"Validation loss on {comparison.task.label}: mean ± std over {n} runs")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.savefig(path)
@@ -347,7 +347,7 @@ def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("SGD step")
     ax.set_ylabel("learning rate (log scale)")
-    ax.set_title(f"Learning-rate schedules on {comparison.task.env_id}")
+    ax.set_title(f"Learning-rate schedules on {comparison.task.label}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.savefig(path)

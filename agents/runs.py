@@ -30,7 +30,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from lrenv.presets import PPOSettings, Preset
+from lrenv.presets import PPOSettings, Preset, without_task_keys
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,12 @@ class TrainConfig:
     ) -> TrainConfig:
         """A copy with the given fields replaced; ``env_kwargs`` is merged, not replaced.
 
+        A new ``env_id`` brings its own task: the keywords that define a task
+        (:data:`lrenv.TASK_KEYS`: dataset, model, batch size, ...) of the current
+        configuration are dropped rather than carried over to it, so that a preset's task
+        never changes the trainee of an id the user names. Keywords given in
+        ``given["env_kwargs"]`` still apply.
+
         Args:
             given: new values of top-level fields (``preset`` included).
             ppo_given: new values of :class:`PPOSettings` fields.
@@ -104,8 +110,12 @@ class TrainConfig:
             The new configuration.
         """
         changes = dict(given)
-        if "env_kwargs" in changes:
-            changes["env_kwargs"] = {**self.env_kwargs, **changes["env_kwargs"]}
+        env_kwargs = dict(self.env_kwargs)
+        if changes.get("env_id") not in (None, self.env_id):
+            env_kwargs = without_task_keys(env_kwargs)
+            changes["env_kwargs"] = {**env_kwargs, **changes.get("env_kwargs", {})}
+        elif "env_kwargs" in changes:
+            changes["env_kwargs"] = {**env_kwargs, **changes["env_kwargs"]}
         if ppo_given:
             changes["ppo"] = dataclasses.replace(self.ppo, **ppo_given)
         return dataclasses.replace(self, **changes)

@@ -7,6 +7,8 @@
 - ``lrenv/FashionMNIST-CNN-v0``, ``lrenv/FashionMNIST-ResNet-v0``, ``lrenv/CIFAR10-CNN-v0``,
   ``lrenv/CIFAR10-ResNet-v0``: the paper's settings (batch 1000, 1000 SGD steps, a
   decision every 10 steps, initial rate drawn from {1e-2, 1e-3, 1e-4}).
+- ``lrenv/FashionMNIST-MLP-v0``: the cpu preset's task (an MLP 784-128-10 at batch 128,
+  500 SGD steps, a 2k validation subset), a training run in about a second on a CPU.
 - ``lrenv/Synthetic-v0``: a tiny in-memory task (an MLP, 200 SGD steps of batch 64) that
   runs an episode in about a second on a CPU; for tests and demos.
 """
@@ -17,34 +19,69 @@ from gymnasium.envs.registration import register
 
 from lrenv.features import FEATURE_NAMES, PAPER_FEATURES
 
-__all__ = ["FEATURE_NAMES", "PAPER_FEATURES"]
+__all__ = ["FEATURE_NAMES", "PAPER_FEATURES", "TASK_KEYS"]
 __version__ = "0.1.0"
 
 _ENTRY_POINT = "lrenv.env:LRScheduleEnv"
+
+TASK_KEYS = ("dataset", "model", "batch_size", "total_steps", "steps_per_action", "val_size")
+"""The keywords that define a trainee task. Every named id pins all of them, so a change of
+:class:`lrenv.env.LRScheduleEnv`'s defaults can never silently change an id, and presets
+never override them for an id the user names."""
+
+
+def _paper_task(dataset: str, model: str) -> dict:
+    """The paper's settings: batch 1000, 1000 SGD steps, a decision every 10, all 10k
+    validation examples."""
+    return {
+        "dataset": dataset,
+        "model": model,
+        "batch_size": 1000,
+        "total_steps": 1000,
+        "steps_per_action": 10,
+        "val_size": None,
+    }
+
 
 register(id="lrenv/LRSchedule-v0", entry_point=_ENTRY_POINT)
 register(
     id="lrenv/FashionMNIST-CNN-v0",
     entry_point=_ENTRY_POINT,
-    kwargs={"dataset": "fashion_mnist", "model": "cnn"},
+    kwargs=_paper_task("fashion_mnist", "cnn"),
 )
 register(
     id="lrenv/FashionMNIST-ResNet-v0",
     entry_point=_ENTRY_POINT,
-    kwargs={"dataset": "fashion_mnist", "model": "resnet"},
+    kwargs=_paper_task("fashion_mnist", "resnet"),
 )
-register(
-    id="lrenv/CIFAR10-CNN-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs={"dataset": "cifar10", "model": "cnn"},
-)
+register(id="lrenv/CIFAR10-CNN-v0", entry_point=_ENTRY_POINT, kwargs=_paper_task("cifar10", "cnn"))
 register(
     id="lrenv/CIFAR10-ResNet-v0",
     entry_point=_ENTRY_POINT,
-    kwargs={"dataset": "cifar10", "model": "resnet"},
+    kwargs=_paper_task("cifar10", "resnet"),
+)
+# The cpu preset's task: an MLP 784-128-10 at batch 128, 500 SGD steps, a 2k validation subset.
+register(
+    id="lrenv/FashionMNIST-MLP-v0",
+    entry_point=_ENTRY_POINT,
+    kwargs={
+        "dataset": "fashion_mnist",
+        "model": "mlp",
+        "batch_size": 128,
+        "total_steps": 500,
+        "steps_per_action": 10,
+        "val_size": 2000,
+    },
 )
 register(
     id="lrenv/Synthetic-v0",
     entry_point=_ENTRY_POINT,
-    kwargs={"dataset": "synthetic", "model": "mlp", "batch_size": 64, "total_steps": 200},
+    kwargs={
+        "dataset": "synthetic",
+        "model": "mlp",
+        "batch_size": 64,
+        "total_steps": 200,
+        "steps_per_action": 10,
+        "val_size": None,
+    },
 )

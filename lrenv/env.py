@@ -156,7 +156,9 @@ class LRScheduleEnv(gym.Env):
     * v0: initial version. Since then, options only (defaults unchanged): ``action_mode``
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
-      ``final_reward_weight``, ``precision``, ``compile``.
+      ``final_reward_weight``, ``precision``, ``compile``. Every named id now pins its
+      whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
+      cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``.
 
     ## Example
 

@@ -8,9 +8,12 @@ env keyword with ``--env-kwargs``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
+
+from lrenv import TASK_KEYS
 
 PAPER_STEP_DECAY_GRID = {
     "initial_lr": (0.1, 0.01, 0.001, 0.0001),
@@ -140,13 +143,9 @@ PRESETS: dict[str, Preset] = {
             "feature, initial log-std -1, no discount (gamma 1: the episode's losses all "
             "count alike, as in the evaluation), 400 episodes."
         ),
-        env_id="lrenv/FashionMNIST-CNN-v0",
+        env_id="lrenv/FashionMNIST-MLP-v0",
         env_kwargs=_frozen(
             {
-                "model": "mlp",
-                "batch_size": 128,
-                "total_steps": 500,
-                "val_size": 2000,
                 "device": "cpu",
                 "action_mode": "absolute",
                 "lr_bounds": (0.01, 1.0),
@@ -188,6 +187,12 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 DEFAULT_PRESET = "cpu"
+
+
+def without_task_keys(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's keywords minus those that define a task (:data:`lrenv.TASK_KEYS`): what
+    applies when the user names another id than the preset's."""
+    return {k: v for k, v in env_kwargs.items() if k not in TASK_KEYS}
 
 
 def get_preset(name: str) -> Preset:
