@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env import VecEnv
 import lrenv
 from agents.callbacks import NON_TENSORBOARD, EpisodeCheckpointer, EpisodeTracker, write_now
 from agents.cli import add_dataclass_arguments
+from agents.evaluation import Task
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
@@ -47,11 +48,29 @@ from agents.ppo import (
     rollout_shape,
     training_envs,
 )
-from agents.runs import Checkpoint, RunDir, TrainConfig, config_differences
+from agents.runs import (
+    Checkpoint,
+    RunDir,
+    TrainConfig,
+    config_differences,
+    save_model,
+    write_json_atomic,
+)
+from agents.selection import describe_selection, scores_by_episode, select_snapshot, snapshot_path
 from lrenv.presets import DEFAULT_PRESET, PRESETS, PPOSettings, get_preset
 from lrenv.vector import trainee_device
 
-CONFIG_FIELDS = ("preset", "env_id", "env_kwargs", "episodes", "n_envs", "seed", "recurrent")
+CONFIG_FIELDS = (
+    "preset",
+    "env_id",
+    "env_kwargs",
+    "episodes",
+    "n_envs",
+    "seed",
+    "recurrent",
+    "select_every",
+    "select_seeds",
+)
 
 
 @dataclass
@@ -81,6 +100,12 @@ class Args:
     """Seed of the controller and of the trainees (default 0)."""
     recurrent: bool | None = None
     """An LSTM actor (sb3-contrib RecurrentPPO) instead of the MLP one."""
+    select_every: int | None = None
+    """Keep a controller snapshot every N episodes (and the untrained one); at the end the
+    one with the best validation loss becomes controller.zip, as baselines are chosen from
+    their grids (0: keep the last policy; the cpu preset: 50)."""
+    select_seeds: int | None = None
+    """Validation episodes per snapshot in that selection (default 4)."""
     out: str | None = None
     """Run folder (default runs/ENV-ALGO-seedS-TIMESTAMP); must not hold a run yet."""
     resume: str | None = None
@@ -387,11 +412,24 @@ def _train(
         attach_controller_metadata(model, env, config, extra)
         run.save_checkpoint(model, env, progress(finished))
 
+    def save_snapshot() -> None:
+        path = snapshot_path(run.path, tracker.episodes_done)
+        if not path.exists():
+            attach_controller_metadata(
+                model, env, config, {**derived, "episodes_done": tracker.episodes_done}
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, path)
+
     checkpointer = EpisodeCheckpointer(tracker, args.checkpoint_every, save_checkpoint)
+    snapshots = []
+    if config.select_every:
+        save_snapshot()  # the untrained controller (or where a resumed run stands)
+        snapshots.append(EpisodeCheckpointer(tracker, config.select_every, save_snapshot))
     remaining = derived["total_timesteps"] - model.num_timesteps
     model.learn(
         remaining,
-        callback=[tracker, checkpointer, *callbacks],
+        callback=[tracker, checkpointer, *snapshots, *callbacks],
         reset_num_timesteps=checkpoint is None,
     )
     model.logger.dump(model.num_timesteps)  # the last update's train/ values
@@ -399,10 +437,33 @@ def _train(
         model, env, config, {**derived, "episodes_done": tracker.episodes_done}
     )
     run.save_final(model, env)
+    if config.select_every:
+        save_snapshot()
+        _select(run, config, model, derived["decisions_per_episode"], args.progress)
     save_checkpoint(finished=True)
     model.logger.close()
     _report(run, config, tracker, time.monotonic() - started)
     return run.path
+
+
+def _select(
+    run: RunDir, config: TrainConfig, model: BaseAlgorithm, decisions: int, progress: bool
+) -> None:
+    """Make the snapshot with the best validation loss controller.zip; log the scores
+    (``eval/snapshot_val_loss`` at the time step each snapshot was taken)."""
+    print(f"choosing among the snapshots on {config.select_seeds} validation episodes each")
+    task = Task(config.env_id, config.env_kwargs)
+    selection = select_snapshot(run.path, task, config.select_seeds, config.n_envs, progress)
+    write_json_atomic(run.path / "selection.json", selection)
+    step = model.num_timesteps
+    write_now(model.logger, {"eval/selection": describe_selection(selection)}, step)
+    for episodes, loss in scores_by_episode(selection):
+        write_now(model.logger, {"eval/snapshot_val_loss": loss}, episodes * decisions)
+    chosen = next(s for s in selection["scores"] if s["snapshot"] == selection["chosen"])
+    print(
+        f"  chose the snapshot after {chosen['episodes']} episodes "
+        f"(mean best validation loss {chosen['best_val_loss']:.4f})"
+    )
 
 
 def _report(run: RunDir, config: TrainConfig, tracker: EpisodeTracker, seconds: float) -> None:

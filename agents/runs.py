@@ -51,6 +51,11 @@ class TrainConfig:
     """Seed of the controller and of the trainees."""
     recurrent: bool = False
     """LSTM actor (sb3-contrib RecurrentPPO) instead of an MLP one."""
+    select_every: int = 0
+    """Keep a snapshot of the controller every N episodes (and the untrained one) and make
+    the one with the best validation loss controller.zip (agents.selection); 0: the last."""
+    select_seeds: int = 4
+    """Validation episodes per snapshot in that selection."""
     ppo: PPOSettings = field(default_factory=PPOSettings)
     """The controller's PPO settings."""
 
@@ -70,6 +75,8 @@ class TrainConfig:
             env_kwargs=dict(preset.env_kwargs),
             episodes=preset.episodes,
             n_envs=preset.n_envs,
+            select_every=preset.select_every,
+            select_seeds=preset.select_seeds,
             ppo=preset.ppo,
         )
 
@@ -122,10 +129,13 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError, saying what to change, for a configuration that cannot run."""
-        for name in ("episodes", "n_envs"):
+        for name in ("episodes", "n_envs", "select_seeds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        every = self.select_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"select_every must be an integer >= 0 (0: off), got {every!r}")
         if self.episodes % self.n_envs:
             raise ValueError(
                 f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "

@@ -95,6 +95,8 @@ class Preset:
     env_kwargs: MappingProxyType
     episodes: int
     n_envs: int = 1
+    select_every: int = 0
+    select_seeds: int = 4
     ppo: PPOSettings = field(default_factory=PPOSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 

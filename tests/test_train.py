@@ -207,6 +207,8 @@ def test_help_lists_every_preset_and_ppo_flag(capsys):
         (("--n-envs", "3"), "must be a multiple of n_envs"),
         (("--env-kwargs", "[1]"), "expected a JSON object"),
         (("--preset", "laptop"), "unknown preset 'laptop'"),
+        (("--select-every", "-1"), "select_every must be an integer >= 0"),
+        (("--select-seeds", "0"), "select_seeds must be a positive integer"),
     ],
 )
 def test_bad_configurations_are_refused_before_training(tmp_path, capsys, flags, message):
@@ -214,3 +216,26 @@ def test_bad_configurations_are_refused_before_training(tmp_path, capsys, flags,
         train.main([*smoke(tmp_path / "run"), *flags])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_snapshot_selection_keeps_the_best_snapshot_on_validation(tmp_path):
+    run = RunDir(train.main(smoke(tmp_path / "run", "--select-every", "4", "--select-seeds", "2")))
+    selection = json.loads((run.path / "selection.json").read_text())
+    assert [s["episodes"] for s in selection["scores"]] == [0, 4, 8]
+    assert selection["seeds"] == [1_000_000, 1_000_001]  # the baselines' selection seeds
+    best = min(selection["scores"], key=lambda s: s["best_val_loss"])
+    assert selection["chosen"] == best["snapshot"]
+    # controller.zip is that snapshot, byte for byte, and loads like any controller
+    chosen = run.path / "snapshots" / selection["chosen"]
+    assert run.controller.read_bytes() == chosen.read_bytes()
+    assert Controller.load(run.controller).config["episodes_done"] == best["episodes"]
+    # its score is the validation loss the snapshot really gets on those seeds
+    from agents.evaluation import Job, Task, run_job
+
+    task = Task("lrenv/Synthetic-v0", run.read_config()["config"]["env_kwargs"])
+    rerun = [
+        run_job(Job("controller", task, seed, controller=str(run.controller), test=False))
+        for seed in selection["seeds"]
+    ]
+    assert np.mean([r.best_val_loss for r in rerun]) == pytest.approx(best["best_val_loss"])
+    assert len(scalars(run, "eval/snapshot_val_loss")) == 3

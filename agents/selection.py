@@ -1,0 +1,108 @@
+"""Choose a trained controller among its training snapshots on validation, as the baselines
+are chosen among their grids.
+
+PPO's updates move a policy by amounts that the noise of one trainee seed can hide, so the
+last policy of a run is not reliably its best (issue 13: the same command gave a winner on
+one machine and a loser on another). train.py therefore keeps a snapshot of the controller
+every ``select_every`` episodes, including the untrained one, and afterwards runs each on
+``select_seeds`` validation-only episodes (the selection seeds of the baselines,
+:data:`agents.evaluation.SELECTION_SEED_OFFSET` + j; the test split is never read). The
+snapshot with the lowest mean best-validation loss becomes ``controller.zip``.
+
+Under the residual action (``action_mode="residual"``) the untrained snapshot is, up to
+its initial action of about 0.01, the base schedule itself: the selection then keeps the
+learned deviations only where they beat the schedule on validation.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.evaluation import SELECTION_SEED_OFFSET, Job, Runner, Task
+from agents.runs import atomic_path
+
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_path(run: Path, episodes_done: int) -> Path:
+    """Where the snapshot taken after ``episodes_done`` episodes is kept."""
+    return Path(run) / SNAPSHOTS / f"episode-{episodes_done:06d}.zip"
+
+
+def selection_seeds(n: int) -> list[int]:
+    """The validation seeds of the selection: the baselines' first ``n`` selection seeds."""
+    return [SELECTION_SEED_OFFSET + j for j in range(n)]
+
+
+def select_snapshot(
+    run: Path, task: Task, n_seeds: int, workers: int = 1, progress: bool = False
+) -> dict[str, Any]:
+    """Score every snapshot of ``run`` on validation and copy the best to ``controller.zip``.
+
+    Args:
+        run: the run folder (its ``snapshots/`` holds the candidates).
+        task: the task the controller trains on.
+        n_seeds: validation episodes per snapshot.
+        workers: evaluation processes.
+        progress: show a progress bar.
+
+    Returns:
+        The selection, JSON-ready: ``seeds``, ``scores`` (one per snapshot: name, episodes,
+        mean and per-seed best validation loss, divergences) and ``chosen``.
+
+    Raises:
+        FileNotFoundError: when the run has no snapshots.
+    """
+    snapshots = sorted((Path(run) / SNAPSHOTS).glob("episode-*.zip"))
+    if not snapshots:
+        raise FileNotFoundError(f"no snapshots in {Path(run) / SNAPSHOTS} to select from")
+    seeds = selection_seeds(n_seeds)
+    jobs = [
+        Job("controller", task, seed, controller=str(path.resolve()), test=False)
+        for path in snapshots
+        for seed in seeds
+    ]
+    with Runner(workers, threads=1, progress=progress) as runner:
+        results = iter(runner.run(jobs, desc="snapshots (validation)"))
+    scores = []
+    for path in snapshots:
+        runs = [next(results) for _ in seeds]
+        per_seed = [r.best_val_loss for r in runs]
+        scores.append(
+            {
+                "snapshot": path.name,
+                "episodes": int(path.stem.split("-")[1]),
+                "best_val_loss": float(np.mean(per_seed)),
+                "per_seed": per_seed,
+                "diverged": [r.diverged for r in runs],
+            }
+        )
+    best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])  # ties: earlier
+    with atomic_path(Path(run) / "controller.zip") as tmp:
+        shutil.copyfile(snapshots[best], tmp)
+    return {"seeds": seeds, "scores": scores, "chosen": scores[best]["snapshot"]}
+
+
+def describe_selection(selection: dict[str, Any]) -> str:
+    """A Markdown table of the snapshots' validation scores (for TensorBoard and the log)."""
+    rows = [
+        f"| {s['episodes']} | {s['best_val_loss']:.4f} | "
+        f"{'**chosen**' if s['snapshot'] == selection['chosen'] else ''} |"
+        for s in selection["scores"]
+    ]
+    return (
+        f"Snapshots scored on {len(selection['seeds'])} validation episodes each "
+        f"(seeds {selection['seeds'][0]}-{selection['seeds'][-1]}):\n\n"
+        "| episodes trained | mean best validation loss | |\n| --- | --- | --- |\n"
+        + "\n".join(rows)
+    )
+
+
+def scores_by_episode(selection: dict[str, Any]) -> Sequence[tuple[int, float]]:
+    """``(episodes trained, mean best validation loss)`` per snapshot, in training order."""
+    return [(s["episodes"], s["best_val_loss"]) for s in selection["scores"]]
