@@ -1,6 +1,6 @@
 """Compare a learned learning-rate controller with tuned baseline schedules.
 
-    python evaluate.py --controller runs/ctrl/controller.zip --env-id lrenv/FashionMNIST-CNN-v0 \\
+    python evaluate.py --controller runs/ctrl --env-id lrenv/FashionMNIST-CNN-v0 \\
         --runs 10 --out runs/eval [--preset cpu]
 
 Baselines (the paper's 48 step-decay schedules, constant and cosine rates) are chosen on
@@ -47,7 +47,8 @@ class Args:
     """evaluate.py's flags; each field's docstring is its ``--help``."""
 
     controller: str | None = None
-    """controller.zip written by train.py; without it, only the baselines are compared."""
+    """The run folder train.py wrote (or the controller.zip in it); without it, only the
+    baselines are compared."""
     env_id: str | None = None
     """Task to evaluate on (default: the controller's training env, else the preset's)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.time()
 
     controller_config: dict[str, Any] = {}
+    if args.controller and Path(args.controller).is_dir():
+        args.controller = str(Path(args.controller) / "controller.zip")
     if args.controller:
         from agents.controller import Controller, ControllerFileError
 

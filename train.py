@@ -484,8 +484,7 @@ def _report(run: RunDir, config: TrainConfig, tracker: EpisodeTracker, seconds: 
     print(f"  config:        {run.config_path}")
     print(f"  TensorBoard:   tensorboard --logdir {run.tb}")
     print(
-        f"  evaluate:      python evaluate.py --controller {run.controller} "
-        f"--env-id {config.env_id} --preset {config.preset}"
+        f"  evaluate:      python evaluate.py --controller {run.path}"
     )
 
 

@@ -31,6 +31,8 @@ computation (:mod:`lrenv.vector`), with the same results within float tolerance.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import multiprocessing
@@ -114,8 +116,9 @@ class Task:
 
     @property
     def resolved_kwargs(self) -> dict[str, Any]:
-        """The registered keywords of ``env_id`` with ``env_kwargs`` over them."""
-        return {**gym.spec(self.env_id).kwargs, **self.env_kwargs}
+        """Every keyword the env is built with: :class:`lrenv.env.LRScheduleEnv`'s defaults,
+        the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those."""
+        return {**env_defaults(), **gym.spec(self.env_id).kwargs, **self.env_kwargs}
 
     def same_task_as(self, other: Task) -> bool:
         """Whether both train the same trainee the same way (runtime keywords aside)."""
@@ -144,6 +147,19 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{"env_id", "env_kwargs"}``."""
         return {"env_id": self.env_id, "env_kwargs": dict(self.env_kwargs)}
+
+
+@functools.cache
+def _env_defaults() -> tuple[tuple[str, Any], ...]:
+    from lrenv.env import LRScheduleEnv
+
+    parameters = inspect.signature(LRScheduleEnv.__init__).parameters.values()
+    return tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
+
+
+def env_defaults() -> dict[str, Any]:
+    """The default of every keyword of :class:`lrenv.env.LRScheduleEnv`."""
+    return dict(_env_defaults())
 
 
 def resolve_tasks(

@@ -142,7 +142,8 @@ class WSD:
 
     The shape Hägele et al. (2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
     Training Durations") found to match or beat cosine. The warmup takes the first
-    ``warmup`` fraction of the steps (0: none), ramping to the peak by its last chunk.
+    ``warmup`` fraction of the steps (0: none): at SGD step ``s`` of it the rate is
+    ``peak_lr * (s + 1) / (warmup * total_steps)``.
 
     Args:
         peak_lr: the rate of the stable phase.

@@ -71,8 +71,8 @@ def one_torch_thread():
         (Linear(0.6), [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]),
         # cooldown over the last half: steps 30, 40, 50 at 1, 2/3, 1/3 of the peak
         (WSD(0.3, cooldown=0.5), [0.3, 0.3, 0.3, 0.3, 0.2, 0.1]),
-        # a warmup over the first third: steps 0 and 10 ramp to the peak by step 10
-        (WSD(0.3, cooldown=0.5, warmup=1 / 3), [0.15, 0.3, 0.3, 0.3, 0.2, 0.1]),
+        # a warmup over the first third (20 steps): (step + 1) / 20 of the peak until step 19
+        (WSD(0.3, cooldown=0.5, warmup=1 / 3), [0.015, 0.165, 0.3, 0.3, 0.2, 0.1]),
         (ScheduleFree(0.5, warmup_steps=20), [0.5] * 6),  # the optimizer warms itself up
     ],
 )
@@ -361,7 +361,7 @@ def test_evaluate_writes_results_and_figures_for_a_transferred_controller(tmp_pa
     evaluate.main(
         [
             "--controller",
-            str(controller_zip),
+            str(controller_zip.parent),  # the run folder, as train.py's last lines say
             "--env-kwargs",
             '{"batch_size": 32, "total_steps": 40}',  # another task: transfer
             "--runs",
@@ -375,7 +375,7 @@ def test_evaluate_writes_results_and_figures_for_a_transferred_controller(tmp_pa
     )
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
-    methods = ("controller", "step_decay", "cosine", "constant")
+    methods = ("controller", *BASELINES)
     assert sorted({r["method"] for r in runs}) == sorted(methods)
     for method in methods:
         mine = [r for r in runs if r["method"] == method]
@@ -387,13 +387,17 @@ def test_evaluate_writes_results_and_figures_for_a_transferred_controller(tmp_pa
     chosen = results["chosen"]["step_decay"]
     best = min(results["selection"]["step_decay"]["scores"], key=lambda s: s["best_val_loss"])
     assert chosen == best["schedule"]
-    assert set(results["p_values"]) == {"step_decay", "cosine", "constant"}
+    assert set(results["p_values"]) == set(BASELINES)
+    for tests in results["p_values"].values():
+        assert set(tests["test_loss"]) >= {"p", "welch_p"}
     assert results["baseline_task"]["env_kwargs"].get("batch_size") != 32
     assert results["task"]["env_kwargs"]["batch_size"] == 32
     assert results["config"]["preset"] == "smoke"  # taken from the controller
 
     markdown = (out / "results.md").read_text()
     assert "Paper format (Table 2)" in markdown
+    assert "**Against every family**" in markdown
+    assert "| warmup-stable-decay | peak_lr 0.1; cooldown 0.2; warmup 0 |" in markdown
     assert "Controller tuned (trained) on:** `lrenv/Synthetic-v0 (total_steps=40)` (transfer)" in (
         markdown
     )
