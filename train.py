@@ -483,9 +483,7 @@ def _report(run: RunDir, config: TrainConfig, tracker: EpisodeTracker, seconds: 
         print(f"  normalisation: {run.vecnormalize} (also inside controller.zip)")
     print(f"  config:        {run.config_path}")
     print(f"  TensorBoard:   tensorboard --logdir {run.tb}")
-    print(
-        f"  evaluate:      python evaluate.py --controller {run.path}"
-    )
+    print(f"  evaluate:      python evaluate.py --controller {run.path}")
 
 
 if __name__ == "__main__":
