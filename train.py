@@ -56,7 +56,13 @@ from agents.runs import (
     save_model,
     write_json_atomic,
 )
-from agents.selection import describe_selection, scores_by_episode, select_snapshot, snapshot_path
+from agents.selection import (
+    choose_base,
+    describe_selection,
+    scores_by_episode,
+    select_snapshot,
+    snapshot_path,
+)
 from lrenv.presets import DEFAULT_PRESET, PRESETS, PPOSettings, get_preset
 from lrenv.vector import trainee_device
 
@@ -70,6 +76,7 @@ CONFIG_FIELDS = (
     "recurrent",
     "select_every",
     "select_seeds",
+    "residual_over",
 )
 
 
@@ -106,6 +113,10 @@ class Args:
     their grids (0: keep the last policy; the cpu preset: 50)."""
     select_seeds: int | None = None
     """Validation episodes per snapshot in that selection (default 4)."""
+    residual_over: str | None = None
+    """Comma-separated baseline families (wsd, schedule_free, cosine, ...): first choose the
+    best member on validation, as evaluate.py does, then train a residual controller over
+    it, whose action 0 is that schedule ("" for none; the cpu preset: wsd,schedule_free)."""
     out: str | None = None
     """Run folder (default runs/ENV-ALGO-seedS-TIMESTAMP); must not hold a run yet."""
     resume: str | None = None
@@ -300,6 +311,11 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
         return run.path
 
+    base = None
+    if checkpoint is None and not run.config_path.exists() and config.residual_over:
+        base = _choose_base(config, args.progress)
+        config = config.with_overrides({"env_kwargs": base["env_kwargs"]})
+
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     env = training_envs(
@@ -330,6 +346,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
                     # how the trainees ran, outside "config": a resume may change it
                     # (each checkpoint's progress records its session's choice)
                     "runtime": {"batched": batched},
+                    "base_selection": base,
                     "versions": {
                         "lrenv": lrenv.__version__,
                         "stable_baselines3": stable_baselines3.__version__,
@@ -444,6 +461,27 @@ def _train(
     model.logger.close()
     _report(run, config, tracker, time.monotonic() - started)
     return run.path
+
+
+def _choose_base(config: TrainConfig, progress: bool) -> dict[str, Any]:
+    """The residual controller's base: the best of ``config.residual_over`` on validation."""
+    families = [f for f in config.residual_over.split(",") if f]
+    print(f"choosing the base schedule among {', '.join(families)} on validation")
+    try:
+        base = choose_base(
+            Task(config.env_id, config.env_kwargs),
+            get_preset(config.preset).evaluation.grids,
+            families,
+            workers=config.n_envs,
+            progress=progress,
+        )
+    except ValueError as err:
+        raise SystemExit(f"--residual-over: {err}") from err
+    print(
+        f"  base: {base['family']} {base['schedule']} "
+        f"(mean best validation loss {base['best_val_loss']:.4f})"
+    )
+    return base
 
 
 def _select(

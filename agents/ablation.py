@@ -52,6 +52,12 @@ class Design:
     summary: str
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     ppo: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=lambda: dict(AS_TRAINED))
+    """train.py flags over the preset's (default: no base or snapshot selection)."""
+
+
+# The designs before issue 13 train the last policy, with the env keywords as given.
+AS_TRAINED = {"residual_over": "", "select_every": 0}
 
 
 PAPER_ENV = {
@@ -88,6 +94,20 @@ RESIDUAL_PPO = {"log_std_init": -1.5, "gamma": 1.0}
 DESIGNS: dict[str, Design] = {
     design.name: design
     for design in (
+        Design(
+            "cpu-preset",
+            "the cpu preset: residual over the best of WSD and schedule-free SGD on "
+            "validation, delta reward, 600 episodes, the best snapshot on validation kept",
+            train={},
+        ),
+        Design(
+            "residual-sf-delta+select",
+            "residual-sf-delta, keeping the snapshot (every 50 episodes) with the best "
+            "validation loss",
+            env_kwargs={**RESIDUAL_SF, **DELTA},
+            ppo=RESIDUAL_PPO,
+            train={"residual_over": "", "select_every": 50},
+        ),
         Design(
             "residual-wsd-delta",
             "the action scales the tuned WSD schedule's rate by 2**a (action 0: WSD itself); "
@@ -181,7 +201,12 @@ QUICK = Scale(episodes=24, training_seeds=1, runs=3, designs=("paper", "start-0.
 
 
 def train_controller(
-    design: Design, seed: int, episodes: int, preset: str, folder: Path, n_envs: int | None = None
+    design: Design,
+    seed: int,
+    episodes: int | None,
+    preset: str,
+    folder: Path,
+    n_envs: int | None = None,
 ) -> Path:
     """Train (or finish training) one controller with train.py; return controller.zip."""
     controller = folder / "controller.zip"
@@ -206,7 +231,7 @@ def train_controller(
         ]
         if n_envs is not None:
             command += ["--n-envs", str(n_envs)]
-        for key, value in design.ppo.items():
+        for key, value in {**design.ppo, **design.train}.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
     subprocess.run([sys.executable, str(ROOT / "train.py"), *command, "--no-progress"], check=True)
     return controller

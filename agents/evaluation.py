@@ -371,9 +371,13 @@ class Job:
             # rate only under the multiplicative action; how a controller's actions map
             # onto rates is no part of the task a schedule runs on. Schedule-free SGD adds
             # its optimizer.
+            # A residual controller's base and optimizer are its own, not the task's: a
+            # schedule runs plain SGD unless it brings its optimizer (schedule-free SGD).
             kwargs = {
-                **self.task.env_kwargs,
+                **{k: v for k, v in self.task.env_kwargs.items() if k != "base_schedule"},
                 "action_mode": "scale",
+                "optimizer": "sgd",
+                "warmup_steps": 0,
                 **schedule_env_kwargs(self.schedule),
             }
             object.__setattr__(self, "task", Task(self.task.env_id, kwargs))

@@ -56,6 +56,10 @@ class TrainConfig:
     the one with the best validation loss controller.zip (agents.selection); 0: the last."""
     select_seeds: int = 4
     """Validation episodes per snapshot in that selection."""
+    residual_over: str = ""
+    """Comma-separated baseline families (e.g. "wsd,schedule_free"): before training, choose
+    the best member on validation as evaluate.py does and train a residual controller over
+    it (agents.selection.choose_base); "" trains the controller as the env keywords say."""
     ppo: PPOSettings = field(default_factory=PPOSettings)
     """The controller's PPO settings."""
 
@@ -77,6 +81,7 @@ class TrainConfig:
             n_envs=preset.n_envs,
             select_every=preset.select_every,
             select_seeds=preset.select_seeds,
+            residual_over=preset.residual_over,
             ppo=preset.ppo,
         )
 

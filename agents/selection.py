@@ -1,6 +1,12 @@
-"""Choose a trained controller among its training snapshots on validation, as the baselines
-are chosen among their grids.
+"""Choices made on validation around a controller's training, as the baselines are chosen
+among their grids: the schedule a residual controller starts from, and the snapshot of
+the trained controller that is kept.
 
+**The base schedule.** With ``residual_over`` train.py first runs evaluate.py's selection
+on the named baseline families (:func:`choose_base`) and trains a residual controller over
+the winner, so that its action 0 is the best baseline and PPO only learns where to deviate.
+
+**The snapshot.**
 PPO's updates move a policy by amounts that the noise of one trainee seed can hide, so the
 last policy of a run is not reliably its best (issue 13: the same command gave a winner on
 one machine and a loser on another). train.py therefore keeps a snapshot of the controller
@@ -17,14 +23,22 @@ learned deviations only where they beat the schedule on validation.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.evaluation import SELECTION_SEED_OFFSET, Job, Runner, Task
+from agents.evaluation import (
+    SELECTION_SEED_OFFSET,
+    Job,
+    Runner,
+    Task,
+    candidates,
+    select_baselines,
+)
 from agents.runs import atomic_path
+from lrenv.schedules import SCHEDULES
 
 SNAPSHOTS = "snapshots"
 
@@ -106,3 +120,72 @@ def describe_selection(selection: dict[str, Any]) -> str:
 def scores_by_episode(selection: dict[str, Any]) -> Sequence[tuple[int, float]]:
     """``(episodes trained, mean best validation loss)`` per snapshot, in training order."""
     return [(s["episodes"], s["best_val_loss"]) for s in selection["scores"]]
+
+
+def residual_base(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The env keywords that make a residual controller's action 0 reproduce ``schedule``.
+
+    Args:
+        schedule: a baseline's description (:func:`agents.baselines.schedule_to_dict`).
+
+    Returns:
+        ``action_mode="residual"``, the ``base_schedule`` (a :mod:`lrenv.schedules`
+        description) and, for schedule-free SGD, its optimizer and warmup.
+
+    Raises:
+        ValueError: for a family that is not a function of the step (reduce on plateau).
+    """
+    schedule = dict(schedule)
+    kind = schedule.pop("kind")
+    if kind == "schedule_free":
+        return {
+            "action_mode": "residual",
+            "base_schedule": {"kind": "constant", "lr": schedule["lr"]},
+            "optimizer": "schedule_free",
+            "warmup_steps": schedule["warmup_steps"],
+        }
+    if kind not in SCHEDULES:
+        raise ValueError(
+            f"a residual controller needs a schedule that is a function of the step; "
+            f"{kind!r} is not one (choose from {', '.join([*SCHEDULES, 'schedule_free'])})"
+        )
+    return {"action_mode": "residual", "base_schedule": {"kind": kind, **schedule}}
+
+
+def choose_base(
+    task: Task,
+    grids: Mapping[str, Mapping[str, Sequence[Any]]],
+    families: Sequence[str],
+    n_seeds: int = 2,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The best schedule on validation among ``families``, chosen as evaluate.py chooses
+    baselines (the same grids, seeds and score), to be the base of a residual controller.
+
+    Args:
+        task: the training task.
+        grids: family -> parameter -> values (the preset's evaluation grids).
+        families: the families to search.
+        n_seeds: selection seeds per candidate (evaluate.py's ``--grid-seeds``).
+        workers: evaluation processes.
+        progress: show a progress bar.
+
+    Returns:
+        JSON-ready: ``family``, ``schedule`` (the chosen member), ``best_val_loss`` and
+        ``env_kwargs`` (:func:`residual_base` of it).
+    """
+    wanted = candidates(grids, families)
+    with Runner(workers, threads=1, progress=progress) as runner:
+        selections = select_baselines(runner, wanted, task, selection_seeds(n_seeds))
+    scored = [
+        (min(s["best_val_loss"] for s in sel.scores), family, sel.best)
+        for family, sel in selections.items()
+    ]
+    loss, family, schedule = min(scored, key=lambda x: x[0])
+    return {
+        "family": family,
+        "schedule": schedule,
+        "best_val_loss": loss,
+        "env_kwargs": residual_base(schedule),
+    }

@@ -497,3 +497,28 @@ def test_schedules_run_exactly_on_a_task_whose_controller_acts_absolutely():
     result = run_job(Job("step_decay", task, seed=0, schedule=schedule, test=False))
     expected = [0.3 * 0.5 ** (step // 20) for step in result.trajectory.lr_steps]
     np.testing.assert_allclose(result.trajectory.lr, expected, rtol=1e-12)
+
+
+def test_baselines_run_their_own_optimizer_whatever_the_controller_drives():
+    """A residual controller over schedule-free SGD carries that optimizer and its base in
+    its task; the baselines evaluated beside it must not inherit them."""
+    task = Task(
+        "lrenv/Synthetic-v0",
+        {
+            **SHORT,
+            "action_mode": "residual",
+            "base_schedule": {"kind": "constant", "lr": 1.5},
+            "optimizer": "schedule_free",
+            "warmup_steps": 50,
+        },
+    )
+    wsd = Job("wsd", task, 0, schedule=schedule_to_dict(WSD(0.05, cooldown=0.2)))
+    assert wsd.task.env_kwargs["optimizer"] == "sgd" and wsd.task.env_kwargs["warmup_steps"] == 0
+    assert "base_schedule" not in wsd.task.env_kwargs
+    assert wsd.task.env_kwargs["action_mode"] == "scale"
+    free = Job("schedule_free", task, 0, schedule=schedule_to_dict(ScheduleFree(0.3, 10)))
+    assert free.task.env_kwargs["optimizer"] == "schedule_free"
+    assert free.task.env_kwargs["warmup_steps"] == 10
+    result = run_job(wsd)
+    assert math.isfinite(result.test_loss)
+    assert result.trajectory.lr[:2] == pytest.approx([0.05, 0.05]) and not result.diverged
