@@ -124,6 +124,14 @@ DESIGNS: dict[str, Design] = {
             ppo=RESIDUAL_PPO,
         ),
         Design(
+            "residual-wsd-delta+select",
+            "residual-wsd-delta, keeping the snapshot (every 50 episodes, the untrained one "
+            "included) with the best validation loss",
+            env_kwargs={**RESIDUAL, **DELTA},
+            ppo=RESIDUAL_PPO,
+            train={"residual_over": "", "select_every": 50},
+        ),
+        Design(
             "residual-wsd-loss",
             "as residual-wsd-delta with the paper's per-step reward -L_t (the area under "
             "the validation curve)",
