@@ -1,16 +1,18 @@
 """Compare a learned learning-rate controller with tuned baseline schedules.
 
+    python evaluate.py --controller runs/<run>            # the run folder train.py wrote
     python evaluate.py --controller runs/ctrl --env-id lrenv/FashionMNIST-CNN-v0 \\
         --runs 10 --out runs/eval [--preset cpu]
 
-Baselines (the paper's 48 step-decay schedules, constant and cosine rates) are chosen on
-validation loss only, on the task the controller was trained on; the winners and the
-controller then train ``--runs`` times on the same seeds, and each run's best-validation
-checkpoint is tested once. Writes results.json, results.md (the paper's table with
-t-test p-values), trajectories.json, val_loss.png and lr_schedule.png into ``--out``.
-Without ``--controller`` only the baselines are compared. See agents/evaluation.py (the
-runs and statistics) and agents/report.py (the files written).
-"""
+The baselines a practitioner would pick instead (the paper's 48 step-decay schedules;
+constant, cosine, linear and warmup-stable-decay schedules; reduce-on-plateau; schedule-free
+SGD), each family over the preset's grid, are chosen on validation loss only, on the task
+the controller was trained on; the winners and the controller then train ``--runs`` times on
+the same seeds, and each run's best-validation checkpoint is tested once. Writes
+results.json, results.md (the paper's table with t-test p-values), trajectories.json,
+val_loss.png and lr_schedule.png into ``--out``. Without ``--controller`` only the baselines
+are compared. See agents/evaluation.py (the runs and statistics) and agents/report.py (the
+files written). """
 
 from __future__ import annotations
 

@@ -68,14 +68,15 @@ PAPER_ENV = {
     "feature_transform": "raw",
     "progress_feature": False,
     "final_reward_weight": 0.0,
+    "reward": "loss",
 }
 
 LOG_PROGRESS = {**PAPER_ENV, "feature_transform": "log", "progress_feature": True}
 FROM_01 = {**LOG_PROGRESS, "factor_base": 1.5, "initial_lr": 0.1}
 ABSOLUTE = {**LOG_PROGRESS, "action_mode": "absolute", "lr_bounds": [0.01, 1.0], "initial_lr": 0.1}
 FINAL_TERM = {"final_reward_weight": 10.0}
-# the ablation ran with PPO's usual discount; the cpu preset has since moved to gamma 1
-# (README, "What matters"), which "absolute-gamma1" measures
+# the first ablation ran with PPO's usual discount; the cpu preset then moved to gamma 1
+# (docs/history.md), which "absolute-gamma1" measures
 DISCOUNTED = {"gamma": 0.99}
 NARROW_STD = {"log_std_init": -1.0, **DISCOUNTED}
 
@@ -174,7 +175,7 @@ DESIGNS: dict[str, Design] = {
         ),
         Design(
             "absolute-gamma1",
-            "as absolute, undiscounted (gamma 1): the cpu preset's design",
+            "as absolute, undiscounted (gamma 1): the cpu preset's design before issue 13",
             env_kwargs=ABSOLUTE,
             ppo={**NARROW_STD, "gamma": 1.0},
         ),

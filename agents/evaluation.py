@@ -2,17 +2,17 @@
 
 The protocol (Xu et al. 2019, section 4; the machinery behind ``evaluate.py``):
 
-1. **Selection, on validation only.** Every step-decay schedule of the grid (and every
-   constant and cosine rate of the preset's lists) trains once (``grid_seeds`` times) on
-   the *baseline task*; each is scored by the best validation loss of its run. The test
-   split is never read in this phase: the envs are made with ``keep_best=False`` and
-   ``test_best`` is never called.
+1. **Selection, on validation only.** Every member of every baseline family's grid (the
+   preset's ``evaluation.grids``: step decay, constant, cosine, linear, WSD, plateau,
+   schedule-free SGD) trains ``grid_seeds`` times on the *baseline task*; each is scored
+   by the best validation loss of its run. The test split is never read in this phase:
+   the envs are made with ``keep_best=False`` and ``test_best`` is never called.
 2. **Evaluation.** The best schedule of each family, and the controller, each train
    ``runs`` times on the *evaluation task*, on the same seeds. Every run keeps the
    checkpoint with the best validation loss (``keep_best=True``) and tests it once.
 3. **Statistics.** Mean and sample standard deviation (n - 1) of test loss and accuracy;
-   an independent two-sample Student's t-test (two-sided, ``scipy.stats.ttest_ind``) of the
-   controller against each baseline, significant at p < 0.05 (marked ``*``).
+   independent two-sample t-tests (two-sided, ``scipy.stats.ttest_ind``), Student's and
+   Welch's, of the controller against each baseline, significant at p < 0.05 (``*``).
 
 The baseline task is the evaluation task, except for transfer (the paper's Table 2): a
 controller trained on one task and evaluated on another is compared with the baseline

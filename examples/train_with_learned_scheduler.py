@@ -1,7 +1,6 @@
 """Train your own model in a plain PyTorch loop, its learning rate set by a learned controller.
 
-The scheduler is two lines in the loop you already have (see the README section "Using a
-learned controller in your own training loop")::
+The scheduler is two lines in the loop you already have (see docs/scheduler.md)::
 
     scheduler = LearnedLRScheduler(optimizer, controller_path, model=model, val_data=(x, y))
     ...

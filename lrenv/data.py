@@ -265,8 +265,8 @@ def _read_idx_set(folder: Path) -> tuple[np.ndarray, ...]:
 def _read_cifar10(root: str | None) -> tuple[np.ndarray, ...]:
     """Read torchvision's ``cifar-10-batches-py`` layout without demanding its md5 sums.
 
-    The offline rebuild (``shared/data/get-cifar10.sh``) has the official pixels and labels
-    but not the per-image file names, so torchvision's integrity check rejects it.
+    Offline rebuilds of that layout can hold the official pixels and labels without the
+    per-image file names, which torchvision's integrity check rejects.
     """
     candidates = []
     if root:
@@ -286,7 +286,8 @@ def _read_cifar10(root: str | None) -> tuple[np.ndarray, ...]:
             + ", ".join(map(str, candidates))
             + f"; torchvision's download into {download_root} failed ({err}). Remedies: "
             "(1) pass data_root= a folder holding cifar-10-batches-py; "
-            "(2) build it offline: bash shared/data/get-cifar10.sh DEST, then data_root=DEST; "
+            "(2) copy a cifar-10-batches-py folder from a machine that has one (no md5 check "
+            "here) and pass its parent as data_root; "
             "(3) connect to the internet so torchvision can download it."
         ) from err
     return _read_cifar_folder(download_root / "cifar-10-batches-py")

@@ -11,7 +11,7 @@ def test_quick_ablation_writes_table_and_resumes(tmp_path):
     argv = ["--out", str(tmp_path), "--preset", "smoke", "--quick", "--episodes", "2"]
     ablation.main([*argv, "--workers", "1"])
     table = (tmp_path / "table.md").read_text()
-    for row in ("| paper |", "| start-0.1 |", "baseline: step_decay", "baseline: cosine"):
+    for row in ("| paper |", "| start-0.1 |", "| step_decay: ", "| wsd: ", "| schedule_free: "):
         assert row in table
     report = json.loads((tmp_path / "ablation.json").read_text())
     assert set(report["controllers"]) == {"paper", "start-0.1"}
