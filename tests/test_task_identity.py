@@ -52,8 +52,8 @@ def test_keywords_the_user_gives_still_apply_to_a_named_id():
     )
     resolved = Task(config.env_id, config.env_kwargs).resolved_kwargs
     assert (resolved["model"], resolved["batch_size"]) == ("cnn", 64)
-    # the preset's controller interface (how actions and features read) still applies
-    assert resolved["action_mode"] == get_preset("cpu").env_kwargs["action_mode"]
+    # the preset's other keywords (reward, features) still apply
+    assert resolved["reward"] == get_preset("cpu").env_kwargs["reward"] == "delta"
 
 
 def test_titles_name_the_trainee_not_only_the_id():
