@@ -359,7 +359,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 controller = train_controller(
                     design, seed, episodes, args.preset, folder, args.n_envs
                 )
-                task = Task(preset.env_id, {**preset.env_kwargs, **design.env_kwargs})
+                # the controller's own task: what train.py resolved (a residual base chosen
+                # on validation included), as evaluate.py reads it from the controller
+                trained = json.loads((folder / "config.json").read_text())["config"]
+                task = Task(trained["env_id"], trained["env_kwargs"])
                 path = folder / "evaluation.json"
                 if not path.exists():
                     runs = evaluate_methods(runner, task, seeds, {}, str(controller))
