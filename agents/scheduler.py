@@ -40,11 +40,12 @@ made at step ``total_steps - every`` and the rate stays as it is after that.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 from typing import Any
 
@@ -81,6 +82,25 @@ SCHEDULER_SETTINGS = (
     "divergence_loss",
 )
 """The env keywords that decide how a controller's decisions map onto a training loop."""
+
+
+@contextlib.contextmanager
+def _evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """Within: the weights an evaluation reads. For schedule-free optimizers (those with
+    ``train()``/``eval()``, e.g. ``schedulefree.SGDScheduleFree``) that is their average,
+    as in the env; the training mode is restored after. Other optimizers: unchanged."""
+    switch_eval = getattr(optimizer, "eval", None)
+    switch_train = getattr(optimizer, "train", None)
+    groups = getattr(optimizer, "param_groups", [])
+    schedule_free = callable(switch_eval) and callable(switch_train)
+    was_training = schedule_free and bool(groups and groups[0].get("train_mode", True))
+    if schedule_free:
+        switch_eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            switch_train()
 
 
 def resolve_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,8 +339,9 @@ class LearnedLRScheduler(LRScheduler):
                     stacklevel=2,
                 )
             return
-        evaluation = self._evaluate()
-        self._decide(mean_loss, evaluation.loss, evaluation.probs, self._weight())
+        with _evaluated_weights(self.optimizer):
+            evaluation = self._evaluate()
+            self._decide(mean_loss, evaluation.loss, evaluation.probs, self._weight())
 
     def get_last_lr(self) -> list[float]:
         """The learning rate of each parameter group, as the scheduler last set it."""

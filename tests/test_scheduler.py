@@ -29,6 +29,12 @@ INITIAL_LR = 0.05
 # wrong step, or on the wrong features, shows in the learning rates.
 SHARPEN = 20.0
 RECURRENT_KWARGS = '{"progress_feature": true, "feature_transform": "log", "factor_base": 1.25}'
+# residual control over schedule-free SGD at 0.05, the cpu preset's kind of controller
+RESIDUAL_KWARGS = (
+    '{"action_mode": "residual", "base_schedule": {"kind": "constant", "lr": 0.05}, '
+    '"optimizer": "schedule_free", "warmup_steps": 10, "progress_feature": true, '
+    '"feature_transform": "log", "reward": "delta"}'
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,7 +57,14 @@ def controller_paths(tmp_path_factory, one_thread):
     recurrent = train.main(
         [*common, "--out", str(root / "lstm"), "--recurrent", "--env-kwargs", RECURRENT_KWARGS]
     )
-    return {"ppo": ppo / "controller.zip", "recurrent": recurrent / "controller.zip"}
+    residual = train.main(
+        [*common, "--out", str(root / "residual"), "--env-kwargs", RESIDUAL_KWARGS]
+    )
+    return {
+        "ppo": ppo / "controller.zip",
+        "recurrent": recurrent / "controller.zip",
+        "residual": residual / "controller.zip",
+    }
 
 
 def load_sharpened(path) -> Controller:
@@ -106,6 +119,8 @@ def run_scheduler(
     observations, rates, decided_at = [], [], []
     seen = None
     images, labels = trainee.train_data.images, trainee.train_data.labels
+    if hasattr(optimizer, "train"):  # schedule-free SGD trains at its own point
+        optimizer.train()
     for step in range(total_steps):
         if scheduler.last_observation is not seen:
             seen = scheduler.last_observation
@@ -116,7 +131,7 @@ def run_scheduler(
     return np.array(observations), np.array(rates), np.array(decided_at)
 
 
-@pytest.mark.parametrize("kind", ["ppo", "recurrent"])
+@pytest.mark.parametrize("kind", ["ppo", "recurrent", "residual"])
 def test_scheduler_gives_the_env_trajectory(controllers, kind):
     controller = controllers[kind]
     assert controller.is_recurrent == (kind == "recurrent")
