@@ -49,8 +49,9 @@ class Args:
     """evaluate.py's flags; each field's docstring is its ``--help``."""
 
     controller: str | None = None
-    """The run folder train.py wrote (or the controller.zip in it); without it, only the
-    baselines are compared."""
+    """The run folder train.py wrote (or its controller.safetensors, or a controller.zip with
+    that file beside it: a zip is never unpickled); without it, only the baselines are
+    compared."""
     env_id: str | None = None
     """Task to evaluate on (default: the controller's training env, else the preset's)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -108,12 +109,12 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.time()
 
     controller_config: dict[str, Any] = {}
-    if args.controller and Path(args.controller).is_dir():
-        args.controller = str(Path(args.controller) / "controller.zip")
     if args.controller:
-        from agents.controller import Controller, ControllerFileError
+        from agents.controller import Controller, ControllerFileError, controller_file
 
         try:
+            # the code-free file, which each worker reads again (nothing is unpickled)
+            args.controller = str(controller_file(args.controller))
             controller = Controller.load(args.controller)
         except ControllerFileError as err:
             raise SystemExit(str(err)) from err

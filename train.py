@@ -8,10 +8,11 @@ Learning Rate Schedule").
     python train.py --resume runs/fmnist              # continue an interrupted run
     tensorboard --logdir runs
 
-The run folder holds controller.zip (loads with stable-baselines3's PPO.load, or
-sb3-contrib's RecurrentPPO.load for --recurrent, and with
-agents.controller.Controller.load), vecnormalize.pkl, config.json (the resolved
-configuration), tb/ (TensorBoard) and the latest checkpoint.
+The run folder holds controller.safetensors (the controller as a file that holds no code:
+agents.controller.Controller.load, evaluate.py and the scheduler read it), controller.zip
+(the same controller for stable-baselines3's PPO.load, or sb3-contrib's RecurrentPPO.load
+for --recurrent; loading it unpickles, so trusted files only), vecnormalize.pkl,
+config.json (the resolved configuration), tb/ (TensorBoard) and the latest checkpoint.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class Args:
     """An LSTM actor (sb3-contrib RecurrentPPO) instead of the MLP one."""
     select_every: int | None = None
     """Keep a controller snapshot every N episodes (and the untrained one); at the end the
-    one with the best validation loss becomes controller.zip, as baselines are chosen from
+    one with the best validation loss becomes the controller, as baselines are chosen from
     their grids (0: keep the last policy; the cpu preset: 50)."""
     select_seeds: int | None = None
     """Validation episodes per snapshot in that selection (default 4)."""
@@ -487,7 +488,7 @@ def _choose_base(config: TrainConfig, progress: bool) -> dict[str, Any]:
 def _select(
     run: RunDir, config: TrainConfig, model: BaseAlgorithm, decisions: int, progress: bool
 ) -> None:
-    """Make the snapshot with the best validation loss controller.zip; log the scores
+    """Make the snapshot with the best validation loss the run's controller; log the scores
     (``eval/snapshot_val_loss`` at the time step each snapshot was taken)."""
     print(f"choosing among the snapshots on {config.select_seeds} validation episodes each")
     task = Task(config.env_id, config.env_kwargs)
@@ -516,9 +517,10 @@ def _report(run: RunDir, config: TrainConfig, tracker: EpisodeTracker, seconds: 
         if "trainee/final_val_loss" in last:
             print(f", final validation loss {last['trainee/final_val_loss']:.4g}", end="")
         print()
-    print(f"  controller:    {run.controller}")
+    print(f"  controller:    {run.controller_file}")
+    print(f"  for SB3:       {run.controller} (PPO.load unpickles it: trusted files only)")
     if run.vecnormalize.exists():
-        print(f"  normalisation: {run.vecnormalize} (also inside controller.zip)")
+        print(f"  normalisation: {run.vecnormalize} (also inside the controller files)")
     print(f"  config:        {run.config_path}")
     print(f"  TensorBoard:   tensorboard --logdir {run.tb}")
     print(f"  evaluate:      python evaluate.py --controller {run.path}")

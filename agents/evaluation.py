@@ -354,7 +354,8 @@ class Job:
     """One training run to do: a method on a task with a seed.
 
     ``schedule`` (a :func:`agents.baselines.schedule_to_dict`) for a baseline, ``controller``
-    (a path to controller.zip) for the controller. ``test`` tests the best-validation
+    (a controller file, read by :meth:`agents.controller.Controller.load`, which never
+    unpickles) for the controller. ``test`` tests the best-validation
     checkpoint once; selection jobs have ``test=False`` and never touch the test split.
     """
 
@@ -439,7 +440,7 @@ class _Cache:
 
     def controller(self, path: str) -> Any:
         if path not in self.controllers:
-            from agents.controller import Controller  # SB3 only where a controller runs
+            from agents.controller import Controller  # torch only where a controller runs
 
             self.controllers[path] = Controller.load(path)
         return self.controllers[path]

@@ -3,11 +3,15 @@
 A run folder ``DIR`` holds::
 
     config.json          the resolved configuration (what --resume compares against)
-    controller.zip       the trained controller (written at the end)
+    controller.safetensors  the trained controller, a file that holds no code
+                         (agents.controller; written at the end)
+    controller.zip       the same controller as stable-baselines3 saves it (PPO.load; it
+                         unpickles: trusted files only), with the optimizer state
     vecnormalize.pkl     the final VecNormalize statistics (when training normalised)
     tb/                  TensorBoard logs
     checkpoint.json      which checkpoint is the latest, and the progress it holds
-    checkpoints/NAME/    controller.zip, vecnormalize.pkl, progress.json of one checkpoint
+    checkpoints/NAME/    controller.zip (and .safetensors), vecnormalize.pkl, progress.json
+                         of one checkpoint
 
 Every file is written to a temporary name and moved into place with ``os.replace``, and a
 checkpoint folder is complete before ``checkpoint.json`` points at it, so a run killed at
@@ -30,6 +34,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from agents.controller import CONTROLLER_FILE, save_controller
 from lrenv.presets import PPOSettings, Preset, without_task_keys
 
 
@@ -53,7 +58,7 @@ class TrainConfig:
     """LSTM actor (sb3-contrib RecurrentPPO) instead of an MLP one."""
     select_every: int = 0
     """Keep a snapshot of the controller every N episodes (and the untrained one) and make
-    the one with the best validation loss controller.zip (agents.selection); 0: the last."""
+    the one with the best validation loss the controller (agents.selection); 0: the last."""
     select_seeds: int = 4
     """Validation episodes per snapshot in that selection."""
     residual_over: str = ""
@@ -228,8 +233,14 @@ class RunDir:
 
     @property
     def controller(self) -> Path:
-        """The final controller, ``controller.zip``."""
+        """The final controller as stable-baselines3 saves it, ``controller.zip`` (unpickles
+        on load: trusted files only)."""
         return self.path / "controller.zip"
+
+    @property
+    def controller_file(self) -> Path:
+        """The final controller as a file that holds no code, ``controller.safetensors``."""
+        return self.path / CONTROLLER_FILE
 
     @property
     def vecnormalize(self) -> Path:
@@ -313,7 +324,8 @@ class RunDir:
         return Checkpoint(final, progress)
 
     def save_final(self, model: BaseAlgorithm, env: VecEnv) -> None:
-        """Write ``controller.zip`` (and ``vecnormalize.pkl``) into the run folder atomically.
+        """Write ``controller.zip``, ``controller.safetensors`` (and ``vecnormalize.pkl``)
+        into the run folder, each atomically.
 
         Args:
             model: the trained controller.
@@ -326,12 +338,17 @@ class RunDir:
 
 
 def save_model(model: BaseAlgorithm, path: Path) -> None:
-    """``model.save`` to ``path`` through a temporary file and ``os.replace``.
+    """``model.save`` to ``path``, and the code-free controller file beside it.
+
+    The code-free file (:func:`agents.controller.save_controller`, ``x.zip`` ->
+    ``x.safetensors``) is written first, so that a zip is never left without it; each
+    goes through a temporary file and ``os.replace``.
 
     Args:
-        model: any stable-baselines3 model.
+        model: a PPO or RecurrentPPO model.
         path: the zip to write.
     """
+    save_controller(model, path)
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
         model.save(file)
 

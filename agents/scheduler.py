@@ -3,7 +3,7 @@
 Users who train their own models add two lines to the loop they have, as with
 ``torch.optim.lr_scheduler``::
 
-    scheduler = LearnedLRScheduler(optimizer, "runs/x/controller.zip", model=model,
+    scheduler = LearnedLRScheduler(optimizer, "runs/x", model=model,
                                    val_data=(x_val, y_val))
     for x, y in batches:
         loss = F.cross_entropy(model(x), y)
@@ -170,8 +170,9 @@ class LearnedLRScheduler(LRScheduler):
         optimizer: any optimizer with ``param_groups`` (SGD, Adam, AdamW, ...). The first
             group's rate is kept inside the controller's ``lr_bounds`` (as the env's
             reset does; a warning says so when it has to change it).
-        controller: a ``controller.zip`` written by train.py, or a loaded
-            :class:`agents.controller.Controller`.
+        controller: a run folder train.py wrote (or its ``controller.safetensors``, a
+            file that holds no code), or a loaded :class:`agents.controller.Controller`
+            (``Controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
         model: the model being trained; its device is where the validation pass runs.
         val_data: the validation examples the features are measured on: ``(x, y)``
             tensors (or arrays), an object with ``images`` and ``labels`` (a
@@ -190,7 +191,7 @@ class LearnedLRScheduler(LRScheduler):
 
     Raises:
         agents.controller.ControllerFileError: ``controller`` is a path that does not hold
-            a controller.
+            a controller, or a zip with no code-free file beside it (never unpickled).
         ValueError: the model has no ``nn.Linear`` layer and no ``feature_layer`` is
             given; ``val_data`` has the wrong shape; the controller needs ``total_steps``
             and it is missing; a learning rate is not positive.
@@ -204,7 +205,7 @@ class LearnedLRScheduler(LRScheduler):
         last_action: the controller's last action, clipped to [-1, 1].
 
     Example:
-        >>> scheduler = LearnedLRScheduler(optimizer, "runs/cpu/controller.zip",
+        >>> scheduler = LearnedLRScheduler(optimizer, "runs/cpu",
         ...                                model=model, val_data=(x_val, y_val))
         >>> # in the loop, after optimizer.step():
         >>> scheduler.step(loss)
@@ -237,7 +238,7 @@ class LearnedLRScheduler(LRScheduler):
             raise ValueError(
                 f"the controller's policy reads {controller.observation_size} features but "
                 f"its training config gives {len(self.feature_names)} "
-                f"({', '.join(self.feature_names)}); is controller.zip from train.py?"
+                f"({', '.join(self.feature_names)}); is the controller from train.py?"
             )
         self.every = _positive_int(
             self.settings["steps_per_action"] if every is None else every, "every"

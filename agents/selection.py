@@ -13,7 +13,8 @@ one machine and a loser on another). train.py therefore keeps a snapshot of the 
 every ``select_every`` episodes, including the untrained one, and afterwards runs each on
 ``select_seeds`` validation-only episodes (the selection seeds of the baselines,
 :data:`agents.evaluation.SELECTION_SEED_OFFSET` + j; the test split is never read). The
-snapshot with the lowest mean best-validation loss becomes ``controller.zip``.
+snapshot with the lowest mean best-validation loss becomes ``controller.safetensors`` and
+``controller.zip`` (each snapshot is kept in both formats, as train.py writes controllers).
 
 Under the residual action (``action_mode="residual"``) the untrained snapshot is, up to
 its initial action of about 0.01, the base schedule itself: the selection then keeps the
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
 from agents.evaluation import (
     SELECTION_SEED_OFFSET,
     Job,
@@ -56,7 +58,10 @@ def selection_seeds(n: int) -> list[int]:
 def select_snapshot(
     run: Path, task: Task, n_seeds: int, workers: int = 1, progress: bool = False
 ) -> dict[str, Any]:
-    """Score every snapshot of ``run`` on validation and copy the best to ``controller.zip``.
+    """Score every snapshot of ``run`` on validation and copy the best to
+    ``controller.safetensors`` and ``controller.zip``.
+
+    Each snapshot is read from its code-free file (``episode-N.safetensors``).
 
     Args:
         run: the run folder (its ``snapshots/`` holds the candidates).
@@ -77,7 +82,7 @@ def select_snapshot(
         raise FileNotFoundError(f"no snapshots in {Path(run) / SNAPSHOTS} to select from")
     seeds = selection_seeds(n_seeds)
     jobs = [
-        Job("controller", task, seed, controller=str(path.resolve()), test=False)
+        Job("controller", task, seed, controller=str(code_free_path(path).resolve()), test=False)
         for path in snapshots
         for seed in seeds
     ]
@@ -97,8 +102,13 @@ def select_snapshot(
             }
         )
     best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])  # ties: earlier
-    with atomic_path(Path(run) / "controller.zip") as tmp:
-        shutil.copyfile(snapshots[best], tmp)
+    # the code-free file first, as agents.runs.save_model writes them
+    for source, name in (
+        (code_free_path(snapshots[best]), CONTROLLER_FILE),
+        (snapshots[best], ZIP_FILE),
+    ):
+        with atomic_path(Path(run) / name) as tmp:
+            shutil.copyfile(source, tmp)
     return {"seeds": seeds, "scores": scores, "chosen": scores[best]["snapshot"]}
 
 

@@ -10,11 +10,11 @@ The scheduler is two lines in the loop you already have (see docs/scheduler.md):
 Make a controller with train.py first, then run this script from the project root:
 
     python train.py --preset smoke --out runs/smoke       # seconds, on the synthetic task
-    python examples/train_with_learned_scheduler.py --controller runs/smoke/controller.zip \\
+    python examples/train_with_learned_scheduler.py --controller runs/smoke \\
         --synthetic
 
     python train.py --preset cpu --out runs/cpu           # Fashion-MNIST, ~10 min on 2 cores
-    python examples/train_with_learned_scheduler.py --controller runs/cpu/controller.zip
+    python examples/train_with_learned_scheduler.py --controller runs/cpu
 
 The model (an MLP), the data handling and the loop are this script's own, as yours would
 be; only the datasets come from lrenv. It runs in well under a minute on a CPU.
@@ -42,7 +42,7 @@ Make a controller with train.py first, e.g. (from the project root):
     python train.py --preset smoke --out runs/smoke     # seconds, synthetic task
     python train.py --preset cpu --out runs/cpu         # Fashion-MNIST, ~10 min on 2 cores
 
-then pass --controller runs/smoke/controller.zip (or runs/cpu/controller.zip)."""
+then pass --controller runs/smoke (or runs/cpu): the run folder."""
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -54,7 +54,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         epilog=HOW_TO_MAKE_ONE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--controller", help="controller.zip written by train.py")
+    parser.add_argument(
+        "--controller", help="the run folder train.py wrote (or its controller.safetensors)"
+    )
     parser.add_argument(
         "--synthetic", action="store_true", help="the small synthetic set, not Fashion-MNIST"
     )
@@ -80,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Train and report; returns the exit status."""
     args = parse_args(argv)
-    if args.controller is None or not Path(args.controller).is_file():
+    if args.controller is None or not Path(args.controller).exists():
         where = (
             "no --controller given"
             if args.controller is None

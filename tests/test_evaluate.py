@@ -30,6 +30,7 @@ from agents.baselines import (
     schedule_from_dict,
     schedule_to_dict,
 )
+from agents.controller import save_controller
 from agents.evaluation import (
     BASELINES,
     SELECTION_SEED_OFFSET,
@@ -352,6 +353,7 @@ def controller_zip(tmp_path):
     }
     path = tmp_path / "controller.zip"
     model.save(path)
+    save_controller(model, path)  # controller.safetensors beside it, which is what is read
     env.close()
     return path
 

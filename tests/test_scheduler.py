@@ -60,17 +60,14 @@ def controller_paths(tmp_path_factory, one_thread):
     residual = train.main(
         [*common, "--out", str(root / "residual"), "--env-kwargs", RESIDUAL_KWARGS]
     )
-    return {
-        "ppo": ppo / "controller.zip",
-        "recurrent": recurrent / "controller.zip",
-        "residual": residual / "controller.zip",
-    }
+    # the run folders: the scheduler reads the code-free controller.safetensors in each
+    return {"ppo": ppo, "recurrent": recurrent, "residual": residual}
 
 
 def load_sharpened(path) -> Controller:
     controller = Controller.load(path)
     with torch.no_grad():
-        controller.model.policy.action_net.weight.mul_(SHARPEN)
+        controller.actor.action_net.weight.mul_(SHARPEN)  # the Gaussian's mean head
     return controller
 
 

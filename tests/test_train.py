@@ -50,6 +50,7 @@ def test_train_saves_a_controller_that_loads_and_predicts(tmp_path, flags, algor
     config = run.read_config()
     episodes = config["config"]["episodes"]
     assert run.controller.is_file() and run.vecnormalize.is_file()
+    assert run.controller_file.is_file()  # the code-free controller beside the zip
     assert run.last_checkpoint().progress["episodes_done"] == episodes
 
     # Plain stable-baselines3 loading, as DESIGN promises; the optimizer state comes along.
@@ -59,7 +60,7 @@ def test_train_saves_a_controller_that_loads_and_predicts(tmp_path, flags, algor
     assert len(adam_state) == len(list(model.policy.parameters()))
     assert all(float(s["step"]) > 0 for s in adam_state.values())
 
-    controller = Controller.load(run.controller)
+    controller = Controller.load(run.path)  # reads controller.safetensors
     assert controller.is_recurrent == (algorithm is RecurrentPPO)
     assert controller.config["env_id"] == "lrenv/Synthetic-v0"
     assert controller.config["episodes"] == episodes and controller.config["seed"] == 0
@@ -225,9 +226,13 @@ def test_snapshot_selection_keeps_the_best_snapshot_on_validation(tmp_path):
     assert selection["seeds"] == [1_000_000, 1_000_001]  # the baselines' selection seeds
     best = min(selection["scores"], key=lambda s: s["best_val_loss"])
     assert selection["chosen"] == best["snapshot"]
-    # controller.zip is that snapshot, byte for byte, and loads like any controller
+    # controller.zip is that snapshot, byte for byte, and loads like any controller; so is
+    # the code-free file, which every snapshot has beside its zip
     chosen = run.path / "snapshots" / selection["chosen"]
     assert run.controller.read_bytes() == chosen.read_bytes()
+    snapshots = sorted((run.path / "snapshots").iterdir())
+    assert [p.suffix for p in snapshots] == [".safetensors", ".zip"] * 3
+    assert run.controller_file.read_bytes() == chosen.with_suffix(".safetensors").read_bytes()
     assert Controller.load(run.controller).config["episodes_done"] == best["episodes"]
     # its score is the validation loss the snapshot really gets on those seeds
     from agents.evaluation import Job, Task, run_job
