@@ -162,7 +162,9 @@ def results_markdown(comparison: Comparison) -> str:
             "",
             "## Baseline selection (validation only)",
             "",
-            f"On `{c.baseline_task.describe()}`, seeds "
+            f"On {c.baseline_task.label} (each schedule sets the rate of plain SGD exactly; "
+            "schedule-free SGD runs its own optimizer; a controller's keywords such as its "
+            "base schedule do not apply), seeds "
             f"{', '.join(map(str, next(iter(c.selections.values())).seeds))}; score: best "
             "validation loss of the run (mean over seeds). Each family's grid is every "
             "combination of the values listed. All scores are in results.json.",
