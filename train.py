@@ -1,7 +1,7 @@
 """Train a learning-rate controller with PPO (Xu et al. 2019, "Learning an Adaptive
 Learning Rate Schedule").
 
-    python train.py                                   # the cpu preset, ~10 min on 2 cores
+    python train.py                                   # the cpu preset, ~6.5 min on 2 cores
     python train.py --preset smoke                    # seconds, on the synthetic task
     python train.py --env-id lrenv/FashionMNIST-CNN-v0 --episodes 1000 --seed 1 \\
         --out runs/fmnist --preset paper               # the paper (a GPU job)
