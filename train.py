@@ -316,6 +316,14 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
     if checkpoint is None and not run.config_path.exists() and config.residual_over:
         base = _choose_base(config, args.progress)
         config = config.with_overrides({"env_kwargs": base["env_kwargs"]})
+    if batched and config.env_kwargs.get("optimizer", "sgd") != "sgd":
+        # batched trainees run plain SGD only (lrenv.vector)
+        if args.batched:
+            parser.error(
+                f"--batched trains plain SGD only, but this run's trainees use optimizer="
+                f"{config.env_kwargs['optimizer']!r}; drop --batched"
+            )
+        batched = False
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)

@@ -493,6 +493,8 @@ def run_batch(jobs: Sequence[Job], cache: _Cache | None = None) -> list[RunResul
     first = jobs[0]
     if any(_task_key(j.task) != _task_key(first.task) or j.test != first.test for j in jobs):
         raise ValueError("a batch of jobs must share one task and one test flag")
+    if first.task.resolved_kwargs.get("optimizer", "sgd") != "sgd":
+        return [run_job(job, cache) for job in jobs]  # batched trainees: plain SGD only
     own_cache = cache is None
     cache = _Cache() if cache is None else cache
     try:
@@ -544,7 +546,9 @@ def batches(jobs: Sequence[Job], max_batch: int | None = None) -> list[list[int]
 
     A group holds the jobs of one method on one task (with one controller and ``test``
     flag), e.g. a method's evaluation runs on all seeds, or one baseline family's
-    selection runs; a group larger than ``max_batch`` is split into near-equal parts.
+    selection runs; a group larger than ``max_batch`` is split into near-equal parts. Jobs
+    of another optimizer than plain SGD (schedule-free SGD) go one per group: batched
+    trainees train with plain SGD only.
 
     Args:
         jobs: the jobs.
@@ -559,6 +563,9 @@ def batches(jobs: Sequence[Job], max_batch: int | None = None) -> list[list[int]
         groups.setdefault(key, []).append(i)
     out = []
     for group in groups.values():
+        if jobs[group[0]].task.resolved_kwargs.get("optimizer", "sgd") != "sgd":
+            out += [[i] for i in group]  # batched trainees run plain SGD only
+            continue
         parts = 1 if max_batch is None else math.ceil(len(group) / max_batch)
         size, extra = divmod(len(group), parts)
         start = 0

@@ -130,6 +130,12 @@ class BatchedEnvs:
         # each env validates the keywords and shares the process's one copy of the data
         self.envs = [BatchSlotEnv(**kwargs) for _ in range(n)]
         single = self.envs[0].trainee
+        if single.optimizer_name != "sgd":
+            raise ValueError(
+                f"batched trainees train with plain SGD only, not optimizer="
+                f"{single.optimizer_name!r}: train these envs unbatched (train.py without "
+                "--batched; evaluate.py --batched false)"
+            )
         self.trainee = BatchedTrainee(
             single.dataset,
             single.model_name,

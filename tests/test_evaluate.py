@@ -524,3 +524,14 @@ def test_baselines_run_their_own_optimizer_whatever_the_controller_drives():
     result = run_job(wsd)
     assert math.isfinite(result.test_loss)
     assert result.trajectory.lr[:2] == pytest.approx([0.05, 0.05]) and not result.diverged
+
+
+def test_batched_runner_runs_schedule_free_jobs_unbatched_with_the_same_results():
+    task = Task("lrenv/Synthetic-v0", SHORT)
+    jobs = [Job("schedule_free", task, s, schedule_to_dict(ScheduleFree(0.1, 10))) for s in (0, 1)]
+    assert batches(jobs) == [[0], [1]]
+    with Runner(1, progress=False) as runner:
+        plain = runner.run(jobs)
+    with Runner(1, progress=False, batched=True) as runner:
+        batched = runner.run(jobs)
+    assert [r.record() for r in batched] == [r.record() for r in plain]

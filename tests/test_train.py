@@ -210,6 +210,10 @@ def test_help_lists_every_preset_and_ppo_flag(capsys):
         (("--preset", "laptop"), "unknown preset 'laptop'"),
         (("--select-every", "-1"), "select_every must be an integer >= 0"),
         (("--select-seeds", "0"), "select_seeds must be a positive integer"),
+        (
+            ("--batched", "--env-kwargs", '{"optimizer": "schedule_free"}'),
+            "--batched trains plain SGD only",
+        ),
     ],
 )
 def test_bad_configurations_are_refused_before_training(tmp_path, capsys, flags, message):

@@ -272,3 +272,10 @@ def test_only_lrenv_ids_can_be_batched():
         BatchedEnvs(2, "CartPole-v1")
     with pytest.raises(ValueError, match="positive integer"):
         BatchedEnvs(0, "lrenv/Synthetic-v0")
+
+
+def test_batched_envs_refuse_an_optimizer_they_do_not_run():
+    from lrenv.vector import BatchedEnvs
+
+    with pytest.raises(ValueError, match="plain SGD only"):
+        BatchedEnvs(2, "lrenv/Synthetic-v0", optimizer="schedule_free")
