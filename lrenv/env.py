@@ -4,6 +4,8 @@ Rate Schedule", arXiv:1909.09712)."""
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -53,7 +55,8 @@ class LRScheduleEnv(gym.Env):
     ``{"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2}``) at the decision's first SGD step.
     An action of 0 reproduces that schedule exactly; deviations do not accumulate.
     Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
-    but shape ``()`` or ``(1,)``) raises ``ValueError`` and leaves the environment as it was.
+    but shape ``()`` or ``(1,)``), or one that is not a real number (a string, complex
+    number, bool or None), raises ``ValueError`` and leaves the environment as it was.
 
     ## Observation Space
 
@@ -97,8 +100,9 @@ class LRScheduleEnv(gym.Env):
     ## Starting State
 
     A freshly initialised network (from a seed drawn with ``self.np_random``) and an
-    initial learning rate: ``initial_lr``, or when that is ``None`` one of ``initial_lrs``
-    drawn uniformly with ``self.np_random``.
+    initial learning rate: the reset option ``initial_lr`` when given, else under
+    ``action_mode="residual"`` the base schedule's first rate, else ``initial_lr``, or when
+    that is ``None`` one of ``initial_lrs`` drawn uniformly with ``self.np_random``.
 
     ## Episode End
 
@@ -107,7 +111,9 @@ class LRScheduleEnv(gym.Env):
     validation loss above ``divergence_loss`` (default twice the chance-level loss
     ``2 ln C``: worse than guessing by far), or a feature beyond +-1e6; then
     ``info["diverged"]`` is True and the observation is the last finite
-    one with the learning rate updated.
+    one with the learning rate updated. Once the episode has ended, ``step()`` raises
+    ``RuntimeError`` (it would train on past the end) until ``reset()`` starts a new one;
+    vector envs reset finished envs themselves.
 
     ## Arguments
 
@@ -132,9 +138,10 @@ class LRScheduleEnv(gym.Env):
     | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
     | progress_feature    | False              | append the fraction of training done          |
     | final_reward_weight | 0.0                | extra weight on the final validation loss     |
+    |                     |                    | (finite, >= 0)                                |
     | divergence_loss     | None               | divergence threshold on the validation loss,  |
     |                     |                    | and the loss charged per lost decision        |
-    |                     |                    | (None: 2 ln C)                                |
+    |                     |                    | (finite, > 0; None: 2 ln C)                   |
     | keep_best           | False              | keep the best-validation weights (for tests)  |
     | data_root           | None               | where to look for the dataset first           |
     | device              | "auto"             | "auto", "cpu" or "cuda"                       |
@@ -145,6 +152,12 @@ class LRScheduleEnv(gym.Env):
     |                     |                    | forward passes (faster on GPUs and AMX CPUs;  |
     |                     |                    | weights and updates stay fp32)                |
     | render_mode         | None               | "rgb_array": ``render()`` draws the episode   |
+
+    Every number is checked when the env is made: a bool, a NaN or infinity where a
+    finite number is expected, or a value out of range raises ``ValueError`` naming the
+    keyword. ``reset(options={"initial_lr": x})`` takes a positive, finite ``x`` (clipped
+    to ``lr_bounds``; it also overrides ``base_schedule``'s first rate); any other option
+    raises ``ValueError`` and leaves the env as it was.
 
     ``info`` holds ``lr``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``sgd_step``,
     ``best_val_loss`` and ``diverged``. The test split is never read for observations or
@@ -158,7 +171,10 @@ class LRScheduleEnv(gym.Env):
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
       ``final_reward_weight``, ``precision``, ``compile``. Every named id now pins its
       whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
-      cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``.
+      cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
+      contract are now refused (no learning result changes): ``step()`` after the episode
+      ended, NaN, infinite or bool keyword values, reset options other than a valid
+      ``initial_lr``, and string, complex, bool or None actions.
 
     ## Example
 
@@ -263,6 +279,7 @@ class LRScheduleEnv(gym.Env):
         self._obs: np.ndarray | None = None
         self._probs = None
         self._history: list[tuple[int, float, float]] = []  # (sgd_step, lr, val_loss)
+        self._ended: str | None = None  # why the episode ended, once it has
 
     @property
     def decisions(self) -> int:
@@ -274,13 +291,17 @@ class LRScheduleEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new training run: fresh weights, a new batch order, an initial rate.
 
-        ``options={"initial_lr": x}`` sets this episode's initial rate.
+        ``options={"initial_lr": x}`` (``x`` positive and finite, clipped to ``lr_bounds``)
+        sets this episode's initial rate; it is the only option, and anything else raises
+        ``ValueError`` and leaves the env as it was.
         """
-        super().reset(seed=seed)
+        lr = check_reset_options(options)  # before anything changes: a bad option leaves
+        super().reset(seed=seed)  # the env as it was, mid-episode or not
         trainee_seed = int(self.np_random.integers(2**31 - 1))
-        lr = (options or {}).get("initial_lr", self.initial_lr)
-        if self.base_schedule is not None and "initial_lr" not in (options or {}):
+        if lr is None and self.base_schedule is not None:
             lr = self.base_schedule.lr_at(0, self.total_steps)
+        if lr is None:
+            lr = self.initial_lr
         if lr is None:
             lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
         lr = float(np.clip(lr, *self.lr_bounds))
@@ -292,6 +313,7 @@ class LRScheduleEnv(gym.Env):
         self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
         self._history = [(0, lr, evaluation.loss)]
         self._last_val_loss = evaluation.loss
+        self._ended = None
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return self._obs.copy(), info
 
@@ -313,6 +335,8 @@ class LRScheduleEnv(gym.Env):
         """
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
+        if self._ended is not None:
+            raise RuntimeError(f"the episode has ended ({self._ended}); call reset() first")
         a = check_action(action)
         if self.action_mode == "residual":
             base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)
@@ -349,6 +373,7 @@ class LRScheduleEnv(gym.Env):
         self._last_val_loss = evaluation.loss
         if truncated:
             reward -= self.final_reward_weight * evaluation.loss
+            self._ended = f"truncated after total_steps={self.total_steps} SGD steps"
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return obs.copy(), float(reward), False, truncated, info
 
@@ -402,6 +427,7 @@ class LRScheduleEnv(gym.Env):
         if self.progress_feature:
             obs[self.feature_names.index("progress")] = self.trainee.sgd_step / self.total_steps
         self._obs = obs
+        self._ended = "terminated: the trainee diverged"
         info = self._info(train_loss, math.nan, math.nan, diverged=True)
         return obs.copy(), float(reward), True, False, info
 
@@ -476,19 +502,48 @@ def residual_lr(base_lr: float, action: float, factor_base: float) -> float:
 
 
 def check_action(action: Any) -> float:
-    """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one."""
+    """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one, or
+    one that is not a real number (a string, complex number, bool or None)."""
     try:
-        array = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError) as err:
+        array = np.asarray(action)
+    except (TypeError, ValueError) as err:  # a ragged list, say
         raise ValueError(
             f"action must be a number or an array of shape (1,), got {action!r}"
         ) from err
+    if array.dtype.kind not in "iuf":  # "b" bool, "c" complex, "U" str, "O" None and others
+        raise ValueError(
+            "action must be a real number or an array of shape (1,) of floats, "
+            f"got {action!r} (dtype {array.dtype})"
+        )
     if array.shape not in ((), (1,)):
         raise ValueError(f"action must have shape (1,), got shape {array.shape}")
     value = float(array.reshape(()))
     if not math.isfinite(value):
         raise ValueError(f"action must be finite, got {value}")
     return float(np.clip(value, -1.0, 1.0))
+
+
+def check_reset_options(options: Mapping[str, Any] | None) -> float | None:
+    """The ``initial_lr`` reset option as a float (None when not given); ValueError for
+    anything else, so that a typo never passes silently."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping) or set(options) - {"initial_lr"}:
+        raise ValueError(
+            "reset options allow only 'initial_lr' (a positive, finite learning rate), "
+            f"e.g. options={{'initial_lr': 0.01}}; got {options!r}"
+        )
+    if "initial_lr" not in options:
+        return None
+    lr = options["initial_lr"]
+    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"reset option 'initial_lr' must be a positive, finite number, got {lr!r}")
+    return float(lr)
+
+
+def _is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (numpy scalars included), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _validate_config(**c: Any) -> None:
@@ -519,20 +574,30 @@ def _validate_config(**c: Any) -> None:
             f"total_steps ({c['total_steps']}) must be a multiple of steps_per_action "
             f"({c['steps_per_action']})"
         )
-    low, high = c["lr_bounds"]
-    if not 0 < low < high or not math.isfinite(high):
-        raise ValueError(f"lr_bounds must be (low, high) with 0 < low < high, got {c['lr_bounds']}")
+    bounds = c["lr_bounds"]
+    try:
+        low, high = bounds
+    except (TypeError, ValueError):
+        low = high = None
+    if not (_is_real(low) and _is_real(high) and 0 < low < high and math.isfinite(high)):
+        raise ValueError(
+            f"lr_bounds must be two numbers (low, high) with 0 < low < high < inf, got {bounds!r}"
+        )
     rates = [c["initial_lr"]] if c["initial_lr"] is not None else list(c["initial_lrs"])
-    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
-        raise ValueError(f"initial learning rates must be positive and finite, got {rates}")
+    if not rates or not all(_is_real(r) and math.isfinite(r) and r > 0 for r in rates):
+        raise ValueError(
+            f"initial learning rates (initial_lr, or initial_lrs when it is None) must be "
+            f"positive, finite numbers, got {rates!r}"
+        )
     if c["action_mode"] not in ACTION_MODES:
         raise ValueError(
             f"unknown action_mode {c['action_mode']!r}; choose one of {', '.join(ACTION_MODES)}"
         )
-    if not (math.isfinite(c["factor_base"]) and c["factor_base"] > 1):
-        raise ValueError(f"factor_base must be a finite number > 1, got {c['factor_base']}")
-    if not 0 <= c["momentum"] < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {c['momentum']}")
+    base = c["factor_base"]
+    if not (_is_real(base) and math.isfinite(base) and base > 1):
+        raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
+    if not (_is_real(c["momentum"]) and 0 <= c["momentum"] < 1):
+        raise ValueError(f"momentum must be a number in [0, 1), got {c['momentum']!r}")
     if c["val_size"] is not None and (not isinstance(c["val_size"], int) or c["val_size"] < 2):
         raise ValueError(f"val_size must be None (all) or an integer >= 2, got {c['val_size']!r}")
     if c["feature_transform"] not in FEATURE_TRANSFORMS:
@@ -540,7 +605,11 @@ def _validate_config(**c: Any) -> None:
             f"unknown feature_transform {c['feature_transform']!r}; "
             f"choose one of {', '.join(FEATURE_TRANSFORMS)}"
         )
-    if c["final_reward_weight"] < 0:
-        raise ValueError(f"final_reward_weight must be >= 0, got {c['final_reward_weight']}")
-    if c["divergence_loss"] is not None and not c["divergence_loss"] > 0:
-        raise ValueError(f"divergence_loss must be positive, got {c['divergence_loss']}")
+    weight = c["final_reward_weight"]
+    if not (_is_real(weight) and math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")
+    limit = c["divergence_loss"]
+    if limit is not None and not (_is_real(limit) and math.isfinite(limit) and limit > 0):
+        raise ValueError(
+            f"divergence_loss must be None (2 ln C) or a positive, finite number, got {limit!r}"
+        )

@@ -151,7 +151,20 @@ def test_divergence_ends_episode_with_finite_penalty():
 
 @pytest.mark.parametrize(
     "action",
-    [np.array([np.nan], np.float32), np.array([np.inf]), np.zeros(2), np.zeros((1, 1)), "up"],
+    [
+        np.array([np.nan], np.float32),
+        np.array([np.inf]),
+        np.zeros(2),
+        np.zeros((1, 1)),
+        "up",
+        "0.5",
+        0.5j,
+        np.array([0.5 + 0j]),
+        True,
+        np.array([False]),
+        None,
+        [[0.5], 0.5],
+    ],
 )
 def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
     synthetic_env.reset(seed=0)
@@ -166,6 +179,101 @@ def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
     assert info["sgd_step"] == 10
 
 
+@pytest.mark.parametrize("action", [0.5, 1, np.float32(0.5), np.array(0.5), np.array([-1], int)])
+def test_numeric_actions_of_shape_scalar_or_one_are_accepted(synthetic_env, action):
+    synthetic_env.reset(seed=0, options={"initial_lr": 0.01})
+    *_, info = synthetic_env.step(action)
+    assert info["lr"] == pytest.approx(0.01 * 2.0 ** float(np.asarray(action).reshape(())))
+
+
+def _snapshot(env):
+    """What a refused call must leave as it was: the rate, the step count, the weights,
+    the observation and the RNG."""
+    unwrapped = env.unwrapped
+    trainee = unwrapped.trainee
+    return (
+        trainee.lr,
+        trainee.sgd_step,
+        trainee.final_weight().clone(),
+        unwrapped._obs.copy(),
+        unwrapped.np_random.bit_generator.state,
+    )
+
+
+def _assert_unchanged(env, before):
+    lr, sgd_step, weight, obs, rng = _snapshot(env)
+    assert (lr, sgd_step) == before[:2]
+    torch.testing.assert_close(weight, before[2], rtol=0, atol=0, equal_nan=True)  # diverged
+    np.testing.assert_array_equal(obs, before[3])
+    assert rng == before[4]
+
+
+@pytest.mark.parametrize("end", ["truncated", "terminated"])
+def test_step_after_the_episode_ended_raises_and_leaves_env_unchanged(end):
+    if end == "truncated":
+        env = gym.make("lrenv/Synthetic-v0")
+        actions = [0.0] * 20
+    else:  # a huge factor diverges the trainee within a few decisions
+        env = gym.make(
+            "lrenv/Synthetic-v0", initial_lr=0.5, lr_bounds=(1e-6, 1e8), factor_base=100.0
+        )
+        actions = [1.0] * 20
+    env.reset(seed=0)
+    last = run_episode(env, actions)[-1]
+    assert last[2 if end == "terminated" else 3]
+    before = _snapshot(env)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match=f"episode has ended.*{end}.*call reset"):
+            env.step(np.array([1.0], np.float32))
+    _assert_unchanged(env, before)
+    env.reset(seed=1)  # and a reset starts a new episode that steps normally
+    *_, info = env.step(np.array([0.0], np.float32))
+    assert info["sgd_step"] == 10
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"initial_lr": math.nan},
+        {"initial_lr": math.inf},
+        {"initial_lr": -0.01},
+        {"initial_lr": 0.0},
+        {"initial_lr": "0.01"},
+        {"initial_lr": None},
+        {"initial_lr": True},
+        {"initial_lr": [0.01]},
+        {"initial_rate": 0.01},
+        {"initial_lr": 0.01, "seed": 3},
+        ["initial_lr"],
+    ],
+)
+def test_bad_reset_options_raise_and_leave_the_episode_running(synthetic_env, options):
+    synthetic_env.reset(seed=0)
+    synthetic_env.step(np.array([0.5], np.float32))
+    before = _snapshot(synthetic_env)
+    with pytest.raises(ValueError, match="initial_lr"):
+        synthetic_env.reset(seed=5, options=options)
+    _assert_unchanged(synthetic_env, before)
+    *_, info = synthetic_env.step(np.array([0.0], np.float32))  # mid-episode, it steps on
+    assert info["sgd_step"] == 20
+
+
+@pytest.mark.parametrize(("options", "lr"), [(None, 0.3), ({}, 0.3), ({"initial_lr": 0.05}, 0.05)])
+def test_reset_initial_lr_option_overrides_the_residual_base_rate(options, lr):
+    env = gym.make(
+        "lrenv/Synthetic-v0",
+        action_mode="residual",
+        base_schedule={"kind": "constant", "lr": 0.3},
+    )
+    _, info = env.reset(seed=0, options=options)
+    assert info["lr"] == pytest.approx(lr)
+
+
+def test_reset_initial_lr_option_is_clipped_to_lr_bounds(synthetic_env):
+    _, info = synthetic_env.reset(seed=0, options={"initial_lr": 50.0})
+    assert info["lr"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -175,7 +283,7 @@ def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
         ({"total_steps": -10}, "total_steps must be a positive integer"),
         ({"steps_per_action": 0}, "steps_per_action must be a positive integer"),
         ({"total_steps": 205}, "must be a multiple of steps_per_action"),
-        ({"initial_lr": -0.1}, "initial learning rates must be positive"),
+        ({"initial_lr": -0.1}, "initial learning rates .* positive"),
         ({"factor_base": 1.0}, "factor_base"),
         ({"lr_bounds": (1.0, 0.1)}, "lr_bounds"),
         ({"feature_transform": "sqrt"}, "unknown feature_transform"),
@@ -192,6 +300,32 @@ def test_bad_action_raises_and_leaves_env_unchanged(synthetic_env, action):
         ({"optimizer": "adam"}, "unknown optimizer"),
         ({"warmup_steps": 10}, "warmup_steps is schedule-free"),
         ({"device": "cuda"} if not torch.cuda.is_available() else {"val_size": 1}, "cuda|val_size"),
+        ({"final_reward_weight": -1.0}, "final_reward_weight must be a finite number >= 0"),
+        ({"final_reward_weight": math.nan}, "final_reward_weight must be a finite number >= 0"),
+        ({"final_reward_weight": math.inf}, "final_reward_weight must be a finite number >= 0"),
+        ({"final_reward_weight": True}, "final_reward_weight must be a finite number >= 0"),
+        ({"divergence_loss": 0.0}, "divergence_loss must be None .* positive, finite"),
+        ({"divergence_loss": math.inf}, "divergence_loss must be None .* positive, finite"),
+        ({"divergence_loss": math.nan}, "divergence_loss must be None .* positive, finite"),
+        ({"divergence_loss": "4"}, "divergence_loss must be None .* positive, finite"),
+        ({"initial_lr": math.nan}, "initial learning rates .* positive, finite"),
+        ({"initial_lr": math.inf}, "initial learning rates .* positive, finite"),
+        ({"initial_lr": True}, "initial learning rates .* positive, finite"),
+        ({"initial_lrs": (0.01, math.nan)}, "initial learning rates .* positive, finite"),
+        ({"initial_lrs": ()}, "initial learning rates .* positive, finite"),
+        ({"initial_lrs": ("0.01",)}, "initial learning rates .* positive, finite"),
+        ({"momentum": math.nan}, "momentum must be a number in"),
+        ({"momentum": True}, "momentum must be a number in"),
+        ({"momentum": -0.1}, "momentum must be a number in"),
+        ({"factor_base": math.nan}, "factor_base must be a finite number > 1"),
+        ({"factor_base": math.inf}, "factor_base must be a finite number > 1"),
+        ({"factor_base": True}, "factor_base must be a finite number > 1"),
+        ({"lr_bounds": (math.nan, 1.0)}, "lr_bounds must be two numbers"),
+        ({"lr_bounds": (1e-6, math.nan)}, "lr_bounds must be two numbers"),
+        ({"lr_bounds": (1e-6, math.inf)}, "lr_bounds must be two numbers"),
+        ({"lr_bounds": (False, True)}, "lr_bounds must be two numbers"),
+        ({"lr_bounds": (1e-6, 1.0, 2.0)}, "lr_bounds must be two numbers"),
+        ({"lr_bounds": 1.0}, "lr_bounds must be two numbers"),
     ],
 )
 def test_bad_configuration_raises_clear_error(kwargs, message):
@@ -313,10 +447,11 @@ def test_validation_loss_above_divergence_loss_counts_as_divergence():
     assert reward == pytest.approx(-2.0 * 20)
 
 
-@pytest.mark.parametrize(("action", "expected"), [(-1.0, 0.01), (0.0, 0.1), (1.0, 1.0)])
+@pytest.mark.parametrize(("action", "expected"), [(-1.0, 0.001), (0.0, 0.01), (1.0, 0.1)])
 def test_absolute_action_mode_maps_action_onto_rate(action, expected):
+    # bounds low enough that no rate diverges: a diverged episode could not step twice
     env = gym.make(
-        "lrenv/Synthetic-v0", action_mode="absolute", lr_bounds=(0.01, 1.0), initial_lr=0.05
+        "lrenv/Synthetic-v0", action_mode="absolute", lr_bounds=(0.001, 0.1), initial_lr=0.005
     )
     env.reset(seed=0)
     *_, info = env.step(np.array([action], np.float32))
