@@ -327,16 +327,20 @@ class LRScheduleEnv(gym.Env):
             evaluation = trainee.evaluate()
         return self.finish_step(train_loss, evaluation)
 
+    def check_can_step(self) -> None:
+        """RuntimeError unless an episode is running: before any reset, or after it ended."""
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        if self._ended is not None:
+            raise RuntimeError(f"the episode has ended ({self._ended}); call reset() first")
+
     def begin_step(self, action: np.ndarray) -> float:
         """The first half of :meth:`step`: check the action and set the rate it asks for.
 
         Split from ``step`` so that :mod:`lrenv.vector` can train many trainees at once
         between the two halves. Returns the new learning rate.
         """
-        if self._obs is None:
-            raise RuntimeError("call reset() before step()")
-        if self._ended is not None:
-            raise RuntimeError(f"the episode has ended ({self._ended}); call reset() first")
+        self.check_can_step()
         a = check_action(action)
         if self.action_mode == "residual":
             base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)

@@ -162,7 +162,8 @@ class BatchedEnvs:
         """Step the envs in ``indices`` (default all) with ``actions``, training them at once.
 
         All actions are checked before any env changes: a bad one raises ``ValueError``
-        and leaves every env as it was.
+        and leaves every env as it was; so does an env whose episode has ended
+        (``RuntimeError``).
 
         Returns:
             One ``(obs, reward, terminated, truncated, info)`` per env in ``indices``, each
@@ -173,6 +174,8 @@ class BatchedEnvs:
             raise ValueError(f"expected {len(indices)} actions, got {len(actions)}")
         for action in actions:
             check_action(action)
+        for i in indices:  # a finished episode refuses before any env changes
+            self.envs[i].check_can_step()
         for i, action in zip(indices, actions, strict=True):
             self.envs[i].begin_step(action)
         losses = self.trainee.train_steps(self.steps_per_action, indices)

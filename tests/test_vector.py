@@ -279,3 +279,17 @@ def test_batched_envs_refuse_an_optimizer_they_do_not_run():
 
     with pytest.raises(ValueError, match="plain SGD only"):
         BatchedEnvs(2, "lrenv/Synthetic-v0", optimizer="schedule_free")
+
+
+def test_a_finished_env_in_a_batched_step_leaves_every_env_unchanged():
+    from lrenv.vector import BatchedEnvs
+
+    batch = BatchedEnvs(2, "lrenv/Synthetic-v0", total_steps=20)
+    for env in batch.envs:
+        env.reset(seed=0)
+    batch.step([np.zeros(1, np.float32)], [1])
+    batch.step([np.zeros(1, np.float32)], [1])  # env 1 is truncated now
+    before = [(env.trainee.lr, env.trainee.sgd_step) for env in batch.envs]
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        batch.step([np.ones(1, np.float32), np.ones(1, np.float32)])
+    assert [(env.trainee.lr, env.trainee.sgd_step) for env in batch.envs] == before
