@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,7 +49,9 @@ from lrenv.schedules import (
     Schedule,
     StepDecay,
     check_rate,
+    schedule_to_dict,
 )
+from lrenv.schedules import schedule_from_dict as _schedule_from_dict
 
 __all__ = [
     "WSD",
@@ -166,27 +168,13 @@ BaselineSchedule = Schedule | Plateau | ScheduleFree
 BASELINE_KINDS: dict[str, type] = {**SCHEDULES, "plateau": Plateau, "schedule_free": ScheduleFree}
 
 
-def schedule_to_dict(schedule: BaselineSchedule) -> dict[str, Any]:
-    """A JSON-ready description: ``{"kind": ..., **parameters}``."""
-    return {"kind": schedule.kind, **asdict(schedule)}  # type: ignore[call-overload]
-
-
 def schedule_from_dict(data: Mapping[str, Any]) -> BaselineSchedule:
-    """The inverse of :func:`schedule_to_dict`, for every baseline family.
+    """:func:`lrenv.schedules.schedule_from_dict` over every baseline family.
 
     Raises:
         ValueError: for an unknown kind or wrong parameters.
     """
-    params = dict(data)
-    kind = params.pop("kind", None)
-    if kind not in BASELINE_KINDS:
-        raise ValueError(
-            f"unknown schedule kind {kind!r}; choose one of {', '.join(BASELINE_KINDS)}"
-        )
-    try:
-        return BASELINE_KINDS[kind](**params)
-    except TypeError as err:
-        raise ValueError(f"bad parameters for a {kind} schedule: {params}") from err
+    return _schedule_from_dict(data, BASELINE_KINDS)
 
 
 def schedule_env_kwargs(schedule: Mapping[str, Any]) -> dict[str, Any]:

@@ -185,23 +185,27 @@ class WSD:
 SCHEDULES: dict[str, type] = {s.kind: s for s in (StepDecay, Constant, Cosine, Linear, WSD)}
 
 
-def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
-    """A JSON-ready description: ``{"kind": ..., **parameters}``."""
-    return {"kind": schedule.kind, **asdict(schedule)}  # type: ignore[call-overload]
+def schedule_to_dict(schedule: Any) -> dict[str, Any]:
+    """A JSON-ready description of any schedule dataclass: ``{"kind": ..., **parameters}``."""
+    return {"kind": schedule.kind, **asdict(schedule)}
 
 
-def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
+def schedule_from_dict(data: Mapping[str, Any], kinds: Mapping[str, type] = SCHEDULES) -> Any:
     """The inverse of :func:`schedule_to_dict`.
+
+    Args:
+        data: ``{"kind": ..., **parameters}``.
+        kinds: the classes by kind (default :data:`SCHEDULES`; the baselines add theirs).
 
     Raises:
         ValueError: for an unknown kind or wrong parameters.
     """
     params = dict(data)
     kind = params.pop("kind", None)
-    if kind not in SCHEDULES:
-        raise ValueError(f"unknown schedule kind {kind!r}; choose one of {', '.join(SCHEDULES)}")
+    if kind not in kinds:
+        raise ValueError(f"unknown schedule kind {kind!r}; choose one of {', '.join(kinds)}")
     try:
-        return SCHEDULES[kind](**params)
+        return kinds[kind](**params)
     except TypeError as err:
         raise ValueError(f"bad parameters for a {kind} schedule: {params}") from err
 
