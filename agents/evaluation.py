@@ -31,8 +31,6 @@ computation (:mod:`lrenv.vector`), with the same results within float tolerance.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import math
 import multiprocessing
@@ -118,6 +116,8 @@ class Task:
     def resolved_kwargs(self) -> dict[str, Any]:
         """Every keyword the env is built with: :class:`lrenv.env.LRScheduleEnv`'s defaults,
         the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those."""
+        from lrenv.env import env_defaults  # torch and the data loaders only when asked
+
         return {**env_defaults(), **gym.spec(self.env_id).kwargs, **self.env_kwargs}
 
     def same_task_as(self, other: Task) -> bool:
@@ -147,19 +147,6 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{"env_id", "env_kwargs"}``."""
         return {"env_id": self.env_id, "env_kwargs": dict(self.env_kwargs)}
-
-
-@functools.cache
-def _env_defaults() -> tuple[tuple[str, Any], ...]:
-    from lrenv.env import LRScheduleEnv
-
-    parameters = inspect.signature(LRScheduleEnv.__init__).parameters.values()
-    return tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
-
-
-def env_defaults() -> dict[str, Any]:
-    """The default of every keyword of :class:`lrenv.env.LRScheduleEnv`."""
-    return dict(_env_defaults())
 
 
 def resolve_tasks(
@@ -718,6 +705,12 @@ class Selection:
         }
 
 
+def selection_seeds(n: int, seed: int = 0) -> list[int]:
+    """The seeds of ``n`` validation-only selection runs for evaluation seed ``seed``:
+    ``SELECTION_SEED_OFFSET + seed + j``, never the seeds of an evaluation run."""
+    return [SELECTION_SEED_OFFSET + seed + j for j in range(n)]
+
+
 def candidates(
     grids: Mapping[str, Mapping[str, Iterable[Any]]], families: Iterable[str] | None = None
 ) -> dict[str, list[BaselineSchedule]]:
@@ -941,8 +934,9 @@ def run_comparison(
         raise ValueError(f"runs and grid_seeds must be >= 1, got {runs} and {grid_seeds}")
     if controller is None and not families:
         raise ValueError("nothing to evaluate: give a controller or at least one baseline")
-    selection_seeds = [SELECTION_SEED_OFFSET + seed + j for j in range(grid_seeds)]
-    selections = select_baselines(runner, families, baseline_task, selection_seeds)
+    selections = select_baselines(
+        runner, families, baseline_task, selection_seeds(grid_seeds, seed)
+    )
     chosen = {method: s.best for method, s in selections.items()}
     seeds = [seed + i for i in range(runs)]
     results = evaluate_methods(runner, task, seeds, chosen, controller)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -58,8 +57,8 @@ from torch.optim.lr_scheduler import LRScheduler
 from agents.controller import Controller
 from lrenv.data import Split
 from lrenv.env import (
-    LRScheduleEnv,
     check_action,
+    env_defaults,
     looks_diverged,
     residual_lr,
     resolve_divergence_loss,
@@ -120,11 +119,7 @@ def resolve_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: when ``env_id`` is not a registered environment.
     """
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(LRScheduleEnv.__init__).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+    defaults = env_defaults()
     registered: dict[str, Any] = {}
     env_id = config.get("env_id")
     if env_id:

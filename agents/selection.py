@@ -32,12 +32,12 @@ import numpy as np
 
 from agents.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
 from agents.evaluation import (
-    SELECTION_SEED_OFFSET,
     Job,
     Runner,
     Task,
     candidates,
     select_baselines,
+    selection_seeds,
 )
 from agents.runs import atomic_path
 from lrenv.schedules import SCHEDULES
@@ -48,11 +48,6 @@ SNAPSHOTS = "snapshots"
 def snapshot_path(run: Path, episodes_done: int) -> Path:
     """Where the snapshot taken after ``episodes_done`` episodes is kept."""
     return Path(run) / SNAPSHOTS / f"episode-{episodes_done:06d}.zip"
-
-
-def selection_seeds(n: int) -> list[int]:
-    """The validation seeds of the selection: the baselines' first ``n`` selection seeds."""
-    return [SELECTION_SEED_OFFSET + j for j in range(n)]
 
 
 def select_snapshot(

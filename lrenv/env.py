@@ -3,6 +3,8 @@ Rate Schedule", arXiv:1909.09712)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Mapping
@@ -458,6 +460,18 @@ class LRScheduleEnv(gym.Env):
             "best_val_loss": self.trainee.best_val_loss,
             "diverged": diverged,
         }
+
+
+@functools.cache
+def _env_defaults() -> tuple[tuple[str, Any], ...]:
+    parameters = inspect.signature(LRScheduleEnv.__init__).parameters.values()
+    return tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
+
+
+def env_defaults() -> dict[str, Any]:
+    """The default of every keyword of :class:`LRScheduleEnv` (read from its signature):
+    what an id's registered keywords and a user's keywords are merged over."""
+    return dict(_env_defaults())
 
 
 def resolve_divergence_loss(divergence_loss: float | None, num_classes: int) -> float:

@@ -32,7 +32,6 @@ result instead of training alone. So the parents' auto-reset logic is reused ver
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,7 +43,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
-from lrenv.env import LRScheduleEnv, check_action
+from lrenv.env import LRScheduleEnv, check_action, env_defaults
 from lrenv.trainee import BatchedTrainee, TraineeSlot, resolve_device
 
 StepResult = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
@@ -100,8 +99,7 @@ def trainee_device(env_id: str, env_kwargs: Mapping[str, Any]) -> torch.device:
         ValueError: if ``env_id`` is not an lrenv id, or asks for CUDA where there is none.
     """
     kwargs = resolve_env_kwargs(env_id, dict(env_kwargs))
-    default = inspect.signature(LRScheduleEnv).parameters["device"].default
-    return resolve_device(kwargs.get("device", default))
+    return resolve_device(kwargs.get("device", env_defaults()["device"]))
 
 
 class BatchedEnvs:
