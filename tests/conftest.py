@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import pytest
+import torch
 
 import lrenv  # noqa: F401  (registers the environments)
 
@@ -14,3 +17,53 @@ def synthetic_env():
     env = gym.make("lrenv/Synthetic-v0")
     yield env
     env.close()
+
+
+RECURRENT_KWARGS = '{"progress_feature": true, "feature_transform": "log", "factor_base": 1.25}'
+
+
+def _train_smoke(out: Path, *flags: str) -> Path:
+    """A controller trained by train.py in seconds (the smoke preset, two synthetic
+    episodes, one torch thread: two on a busy two-core machine are many times slower);
+    returns its run folder."""
+    import train  # the script at the project root (pytest's pythonpath)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train.main(
+            [
+                "--preset",
+                "smoke",
+                "--episodes",
+                "2",
+                "--no-progress",
+                "--figure-every",
+                "0",
+                "--checkpoint-every",
+                "0",
+                "--out",
+                str(out),
+                *flags,
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def train_smoke():
+    """``train_smoke(out, *flags)``: train a controller in seconds; returns its run folder."""
+    return _train_smoke
+
+
+@pytest.fixture(scope="session")
+def smoke_run_folders(tmp_path_factory) -> dict[str, Path]:
+    """Run folders shared read-only by the tests of controllers and the scheduler:
+    ``"ppo"`` (the smoke preset: raw features, factor 2) and ``"recurrent"`` (RecurrentPPO;
+    log features, progress, factor 1.25)."""
+    root = tmp_path_factory.mktemp("smoke-runs")
+    return {
+        "ppo": _train_smoke(root / "ppo"),
+        "recurrent": _train_smoke(root / "lstm", "--recurrent", "--env-kwargs", RECURRENT_KWARGS),
+    }

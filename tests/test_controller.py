@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import pathlib
 import pickle
-import sys
 import zipfile
 from pathlib import Path
 
@@ -32,28 +30,11 @@ from agents.scheduler import LearnedLRScheduler
 from lrenv.data import load_dataset
 from lrenv.models import MLP
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-train = importlib.import_module("train")
-
-RECURRENT_KWARGS = '{"progress_feature": true, "feature_transform": "log", "factor_base": 1.25}'
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(smoke_run_folders):
     """A PPO and a RecurrentPPO run folder, two smoke episodes each."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("runs")
-    common = ["--preset", "smoke", "--episodes", "2", "--no-progress"]
-    common += ["--figure-every", "0", "--checkpoint-every", "0"]
-    ppo = train.main([*common, "--out", str(root / "ppo")])
-    lstm = train.main(
-        [*common, "--out", str(root / "lstm"), "--recurrent", "--env-kwargs", RECURRENT_KWARGS]
-    )
-    yield {"ppo": RunDir(ppo), "recurrent": RunDir(lstm)}
-    torch.set_num_threads(threads)
+    return {kind: RunDir(path) for kind, path in smoke_run_folders.items()}
 
 
 def observations(n: int, size: int, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,6 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
-import train
 from agents.controller import Controller, ControllerFileError
 from agents.scheduler import LearnedLRScheduler, resolve_env_kwargs
 from lrenv.data import load_dataset
@@ -28,7 +27,6 @@ INITIAL_LR = 0.05
 # is scaled up so that the schedule moves (actions ~0.1-0.8) and a decision taken at the
 # wrong step, or on the wrong features, shows in the learning rates.
 SHARPEN = 20.0
-RECURRENT_KWARGS = '{"progress_feature": true, "feature_transform": "log", "factor_base": 1.25}'
 # residual control over schedule-free SGD at 0.05, the cpu preset's kind of controller
 RESIDUAL_KWARGS = (
     '{"action_mode": "residual", "base_schedule": {"kind": "constant", "lr": 0.05}, '
@@ -47,21 +45,15 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def controller_paths(tmp_path_factory, one_thread):
-    """A PPO controller (raw features, factor 2) and a RecurrentPPO one (log features,
-    progress, factor 1.25), each trained for two synthetic episodes with train.py."""
-    root = tmp_path_factory.mktemp("controllers")
-    common = ["--preset", "smoke", "--episodes", "2", "--no-progress"]
-    common += ["--figure-every", "0", "--checkpoint-every", "0"]
-    ppo = train.main([*common, "--out", str(root / "ppo")])
-    recurrent = train.main(
-        [*common, "--out", str(root / "lstm"), "--recurrent", "--env-kwargs", RECURRENT_KWARGS]
-    )
-    residual = train.main(
-        [*common, "--out", str(root / "residual"), "--env-kwargs", RESIDUAL_KWARGS]
+def controller_paths(smoke_run_folders, train_smoke, tmp_path_factory):
+    """The shared PPO (raw features, factor 2) and RecurrentPPO (log features, progress,
+    factor 1.25) run folders, and a residual controller over schedule-free SGD, each
+    trained for two synthetic episodes with train.py."""
+    residual = train_smoke(
+        tmp_path_factory.mktemp("controllers") / "residual", "--env-kwargs", RESIDUAL_KWARGS
     )
     # the run folders: the scheduler reads the code-free controller.safetensors in each
-    return {"ppo": ppo, "recurrent": recurrent, "residual": residual}
+    return {**smoke_run_folders, "residual": residual}
 
 
 def load_sharpened(path) -> Controller:

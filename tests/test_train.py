@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +13,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import train
 from agents.controller import Controller
 from agents.ppo import TwoRatePPO, group_rates
 from agents.runs import RunDir
 from lrenv.vector import BatchedVecEnv
-
-# train.py is a script at the project root, which plain `pytest` does not put on sys.path.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-train = importlib.import_module("train")
 
 PAPER_RATES = {"actor": 1e-3, "critic": 5e-3}
 
