@@ -87,7 +87,8 @@ class Args:
     with --resume); the PPO settings below likewise."""
 
     preset: str | None = None
-    """Named settings to start from: paper, cpu or smoke (listed at the end; default cpu)."""
+    """Named settings to start from: cpu, cpu-cnn, cpu-cifar, paper or smoke (listed at the
+    end; default cpu)."""
     env_id: str | None = None
     """Gymnasium id of the trainee task, e.g. lrenv/FashionMNIST-CNN-v0."""
     env_kwargs: dict[str, Any] | None = None
