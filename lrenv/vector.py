@@ -4,7 +4,7 @@ vector-env interfaces (issue 5, item 2).
 N environments of one configuration keep their own episode logic (the
 :class:`~lrenv.env.LRScheduleEnv` code, unchanged: seeds, initial rates, actions,
 features, rewards, divergence, info), while their trainees live as the N slots of one
-:class:`~lrenv.trainee.BatchedTrainee` and train together: the SGD steps of all N, and
+:class:`~lrenv.batched_trainee.BatchedTrainee` and train together: the SGD steps of all N, and
 their validation passes, are single batched computations (``torch.vmap`` over
 ``torch.func.functional_call``). Each env equals a single ``LRScheduleEnv`` made with the
 same keywords and seed, within float tolerance (``tests/test_vector.py``).
@@ -43,8 +43,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
+from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
 from lrenv.env import LRScheduleEnv, check_action, env_defaults
-from lrenv.trainee import BatchedTrainee, TraineeSlot, resolve_device
+from lrenv.trainee import resolve_device
 
 StepResult = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
 
@@ -110,13 +111,13 @@ class BatchedEnvs:
         env_id: a registered lrenv id whose keywords are the defaults (``None``: the
             general ``LRScheduleEnv`` defaults).
         strategy: how the trainees compute, ``"auto"``, ``"vmap"`` or ``"loop"`` (see
-            :class:`~lrenv.trainee.BatchedTrainee`).
+            :class:`~lrenv.batched_trainee.BatchedTrainee`).
         **env_kwargs: keywords of :class:`~lrenv.env.LRScheduleEnv`, as for ``gym.make``.
             Every env gets the same ones.
 
     Attributes:
         envs: the N environments (:class:`BatchSlotEnv`), usable one by one as well.
-        trainee: the :class:`~lrenv.trainee.BatchedTrainee` behind them.
+        trainee: the :class:`~lrenv.batched_trainee.BatchedTrainee` behind them.
     """
 
     def __init__(
@@ -277,7 +278,8 @@ def make_batched_vec_env(
         seed: the first env's seed, or ``None``.
         monitor: wrap in ``VecMonitor``, which records episode returns and lengths in
             ``info["episode"]`` as ``make_vec_env``'s per-env ``Monitor`` does.
-        strategy: ``"auto"``, ``"vmap"`` or ``"loop"`` (:class:`~lrenv.trainee.BatchedTrainee`).
+        strategy: ``"auto"``, ``"vmap"`` or ``"loop"``
+            (:class:`~lrenv.batched_trainee.BatchedTrainee`).
         **env_kwargs: keywords for every env, as for ``gym.make``.
     """
     vec: VecEnv = BatchedVecEnv(BatchedEnvs(n, env_id, strategy, **env_kwargs))

@@ -11,9 +11,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from lrenv.batched_trainee import BatchedTrainee
 from lrenv.data import make_synthetic
 from lrenv.env import LRScheduleEnv
-from lrenv.trainee import BatchedTrainee, Trainee
+from lrenv.trainee import Trainee
 from lrenv.vector import (
     BatchedEnvs,
     BatchedVecEnv,
@@ -293,3 +294,33 @@ def test_a_finished_env_in_a_batched_step_leaves_every_env_unchanged():
     with pytest.raises(RuntimeError, match="episode has ended"):
         batch.step([np.ones(1, np.float32), np.ones(1, np.float32)])
     assert [(env.trainee.lr, env.trainee.sgd_step) for env in batch.envs] == before
+
+
+def test_both_trainees_implement_the_declared_trainee_interface():
+    """Every member of TraineeInterface exists on Trainee and on TraineeSlot, taking the same
+    parameters, so the env's logic runs on either."""
+    import inspect
+
+    from lrenv.batched_trainee import TraineeSlot
+    from lrenv.trainee import TraineeInterface
+
+    members = {
+        name
+        for name in (*vars(TraineeInterface), *TraineeInterface.__annotations__)
+        if not name.startswith("_")
+    }
+    assert {"reset", "train_steps", "evaluate", "test_best", "device"} <= members
+    dataset = make_synthetic()
+    single = Trainee(dataset, "mlp", 8)
+    slot = TraineeSlot(BatchedTrainee(dataset, "mlp", 8, n=2), 1)
+    for trainee in (single, slot):
+        trainee.reset(seed=0, lr=0.1)
+        for name in sorted(members):
+            assert hasattr(trainee, name), f"{type(trainee).__name__} lacks {name}"
+            wanted = getattr(TraineeInterface, name, None)
+            if inspect.isfunction(wanted):
+                # the interface's parameters first; extra ones only with defaults
+                got = list(inspect.signature(getattr(trainee, name)).parameters.values())
+                asked = list(inspect.signature(wanted).parameters)[1:]
+                assert [p.name for p in got[: len(asked)]] == asked, (type(trainee), name)
+                assert all(p.default is not p.empty for p in got[len(asked) :]), name
