@@ -53,8 +53,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from agents.vec_env import make_batched_vec_env
 from lrenv.presets import PPOSettings
-from lrenv.vector import make_batched_vec_env
+from lrenv.vector import max_episode_steps
 
 # Parameters whose names start with one of these belong to the critic; all others (the
 # actor's layers, the action head and log_std) to the actor. FlattenExtractor, the
@@ -337,7 +338,13 @@ def make_env(
     """
     if torch_threads is not None:
         th.set_num_threads(torch_threads)
-    return Monitor(gym.make(env_id if ":" in env_id else f"lrenv:{env_id}", **env_kwargs))
+    env_id = env_id if ":" in env_id else f"lrenv:{env_id}"
+    # torch_threads=None: the env computes with this process's count, which train.py's
+    # --torch-threads set (here, or in the main process); a keyword of the user's wins
+    kwargs = {"torch_threads": None, **env_kwargs}
+    # the spec's episode length is its own task's: say this one's, so that gym.make's
+    # TimeLimit ends the episode where the env does when total_steps is overridden
+    return Monitor(gym.make(env_id, max_episode_steps=max_episode_steps(env_id, kwargs), **kwargs))
 
 
 def training_envs(
@@ -359,7 +366,7 @@ def training_envs(
         n_envs: trainees trained at once. Unbatched, more than one runs each in its own
             process (``SubprocVecEnv``) and one is stepped in this process
             (``DummyVecEnv``); batched, all of them train in this process as one batched
-            computation (:func:`lrenv.vector.make_batched_vec_env`).
+            computation (:func:`agents.vec_env.make_batched_vec_env`).
         settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
         torch_threads: torch threads in each worker process (unbatched only).
         vecnormalize: a saved ``VecNormalize`` to continue from (a resumed run).
@@ -374,7 +381,8 @@ def training_envs(
     if batched:
         # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
         # the batched envs are made without gym.make, so there is no Monitor to double.
-        venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **dict(env_kwargs))
+        kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--torch-threads)
+        venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **kwargs)
     else:
         threads = torch_threads if n_envs > 1 else None
         factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
