@@ -114,6 +114,8 @@ class Task:
 
         # torch_threads=None: the process's count, which the Runner sets (--threads)
         kwargs = {"torch_threads": None, **self.env_kwargs, "keep_best": keep_best}
+        # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
+        # process has imported lrenv (this module does) but no other package
         return gym.make(
             self.env_id, max_episode_steps=max_episode_steps(self.env_id, kwargs), **kwargs
         )

@@ -347,6 +347,23 @@ def make_env(
     return Monitor(gym.make(env_id, max_episode_steps=max_episode_steps(env_id, kwargs), **kwargs))
 
 
+def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
+    """``SubprocVecEnv([factory] * n_envs)``, reporting why a worker failed.
+
+    A worker whose env cannot be made dies, and the parent sees only a closed connection
+    (``ConnectionResetError`` or ``EOFError``). Then the env is made here, in this process,
+    to raise the worker's own error (an unregistered id, a missing dataset, a bad keyword).
+    """
+    try:
+        return SubprocVecEnv([factory] * n_envs)
+    except (ConnectionError, EOFError) as err:
+        factory().close()  # raises the error the worker met, with its traceback
+        raise RuntimeError(
+            f"a SubprocVecEnv worker died while making {factory.args[0]!r}, though the env "
+            "can be made in this process; see the worker's output above"
+        ) from err
+
+
 def training_envs(
     env_id: str,
     env_kwargs: Mapping[str, Any],
@@ -386,7 +403,7 @@ def training_envs(
     else:
         threads = torch_threads if n_envs > 1 else None
         factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
-        venv = SubprocVecEnv([factory] * n_envs) if n_envs > 1 else DummyVecEnv([factory])
+        venv = subproc_vec_env(factory, n_envs) if n_envs > 1 else DummyVecEnv([factory])
     if vecnormalize is not None:
         venv = VecNormalize.load(str(vecnormalize), venv)
         venv.training = True

@@ -131,7 +131,8 @@ def resolve_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         except gym.error.Error as err:
             raise ValueError(
                 f"the controller was trained on {env_id!r}, which is not a registered "
-                "environment here; import the package that registers it first"
+                "environment here; import the package that registers it first (`import "
+                "lrenv` for lrenv's ids)"
             ) from err
     kwargs = {**defaults, **registered, **dict(config.get("env_kwargs") or {})}
     kwargs["lr_bounds"] = tuple(float(bound) for bound in kwargs["lr_bounds"])

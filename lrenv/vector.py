@@ -78,7 +78,14 @@ def resolve_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any
     if ":" in env_id:  # "module:id", as gym.make accepts: import the module, which registers
         module, env_id = env_id.split(":", 1)
         importlib.import_module(module)
-    spec = gym.spec(env_id)
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as err:
+        raise ValueError(
+            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
+            "lrenv is imported: write `import lrenv` first, or the id as "
+            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
+        ) from err
     entry = spec.entry_point
     if isinstance(entry, str):
         module, name = entry.split(":")
