@@ -250,7 +250,7 @@ def use_batched(args: Args, config: TrainConfig) -> bool:
         config: the resolved configuration (its env id and keywords give the device).
 
     Returns:
-        True to build the training envs with :func:`lrenv.vector.make_batched_vec_env`.
+        True to build the training envs with :func:`agents.vec_env.make_batched_vec_env`.
 
     Raises:
         ValueError: when the env keywords ask for a device that does not exist here.

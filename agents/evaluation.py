@@ -92,7 +92,7 @@ CONTROLLER_INTERFACE_KEYS = (
     "progress_feature",
 )
 # Env keywords that change where or how a run executes, not what task it is.
-RUNTIME_KEYS = ("device", "data_root", "keep_best")
+RUNTIME_KEYS = ("device", "data_root", "keep_best", "torch_threads")
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -110,7 +110,15 @@ class Task:
 
     def make(self, keep_best: bool) -> gym.Env:
         """A fresh env for this task (``keep_best`` decides whether test_best is possible)."""
-        return gym.make(self.env_id, **{**self.env_kwargs, "keep_best": keep_best})
+        from lrenv.vector import max_episode_steps  # torch only when an env is made
+
+        # torch_threads=None: the process's count, which the Runner sets (--threads)
+        kwargs = {"torch_threads": None, **self.env_kwargs, "keep_best": keep_best}
+        # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
+        # process has imported lrenv (this module does) but no other package
+        return gym.make(
+            self.env_id, max_episode_steps=max_episode_steps(self.env_id, kwargs), **kwargs
+        )
 
     @property
     def resolved_kwargs(self) -> dict[str, Any]:
@@ -419,9 +427,10 @@ class _Cache:
         """A :class:`lrenv.vector.BatchedEnvs` of ``n`` envs of ``task``."""
         key = (_task_key(task), keep_best, n)
         if key not in self.batches:
-            from lrenv.vector import BatchedEnvs  # SB3 and the batched trainee only when asked
+            from lrenv.vector import BatchedEnvs  # the batched trainee only when asked
 
-            kwargs = {**task.env_kwargs, "keep_best": keep_best}
+            # torch_threads=None: the process's count, which the Runner sets (--threads)
+            kwargs = {"torch_threads": None, **task.env_kwargs, "keep_best": keep_best}
             self.batches[key] = BatchedEnvs(n, task.env_id, **kwargs)
         return self.batches[key]
 

@@ -53,8 +53,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from agents.vec_env import make_batched_vec_env
 from lrenv.presets import PPOSettings
-from lrenv.vector import make_batched_vec_env
+from lrenv.vector import max_episode_steps
 
 # Parameters whose names start with one of these belong to the critic; all others (the
 # actor's layers, the action head and log_std) to the actor. FlattenExtractor, the
@@ -337,7 +338,30 @@ def make_env(
     """
     if torch_threads is not None:
         th.set_num_threads(torch_threads)
-    return Monitor(gym.make(env_id if ":" in env_id else f"lrenv:{env_id}", **env_kwargs))
+    env_id = env_id if ":" in env_id else f"lrenv:{env_id}"
+    # torch_threads=None: the env computes with this process's count, which train.py's
+    # --torch-threads set (here, or in the main process); a keyword of the user's wins
+    kwargs = {"torch_threads": None, **env_kwargs}
+    # the spec's episode length is its own task's: say this one's, so that gym.make's
+    # TimeLimit ends the episode where the env does when total_steps is overridden
+    return Monitor(gym.make(env_id, max_episode_steps=max_episode_steps(env_id, kwargs), **kwargs))
+
+
+def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
+    """``SubprocVecEnv([factory] * n_envs)``, reporting why a worker failed.
+
+    A worker whose env cannot be made dies, and the parent sees only a closed connection
+    (``ConnectionResetError`` or ``EOFError``). Then the env is made here, in this process,
+    to raise the worker's own error (an unregistered id, a missing dataset, a bad keyword).
+    """
+    try:
+        return SubprocVecEnv([factory] * n_envs)
+    except (ConnectionError, EOFError) as err:
+        factory().close()  # raises the error the worker met, with its traceback
+        raise RuntimeError(
+            f"a SubprocVecEnv worker died while making {factory.args[0]!r}, though the env "
+            "can be made in this process; see the worker's output above"
+        ) from err
 
 
 def training_envs(
@@ -359,7 +383,7 @@ def training_envs(
         n_envs: trainees trained at once. Unbatched, more than one runs each in its own
             process (``SubprocVecEnv``) and one is stepped in this process
             (``DummyVecEnv``); batched, all of them train in this process as one batched
-            computation (:func:`lrenv.vector.make_batched_vec_env`).
+            computation (:func:`agents.vec_env.make_batched_vec_env`).
         settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
         torch_threads: torch threads in each worker process (unbatched only).
         vecnormalize: a saved ``VecNormalize`` to continue from (a resumed run).
@@ -374,11 +398,12 @@ def training_envs(
     if batched:
         # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
         # the batched envs are made without gym.make, so there is no Monitor to double.
-        venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **dict(env_kwargs))
+        kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--torch-threads)
+        venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **kwargs)
     else:
         threads = torch_threads if n_envs > 1 else None
         factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
-        venv = SubprocVecEnv([factory] * n_envs) if n_envs > 1 else DummyVecEnv([factory])
+        venv = subproc_vec_env(factory, n_envs) if n_envs > 1 else DummyVecEnv([factory])
     if vecnormalize is not None:
         venv = VecNormalize.load(str(vecnormalize), venv)
         venv.training = True

@@ -4,7 +4,7 @@ Users who train their own models add two lines to the loop they have, as with
 ``torch.optim.lr_scheduler``::
 
     scheduler = LearnedLRScheduler(optimizer, "runs/x", model=model,
-                                   val_data=(x_val, y_val))
+                                   val_data=(x_val, y_val), total_steps=len(batches))
     for x, y in batches:
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
@@ -131,7 +131,8 @@ def resolve_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
         except gym.error.Error as err:
             raise ValueError(
                 f"the controller was trained on {env_id!r}, which is not a registered "
-                "environment here; import the package that registers it first"
+                "environment here; import the package that registers it first (`import "
+                "lrenv` for lrenv's ids)"
             ) from err
     kwargs = {**defaults, **registered, **dict(config.get("env_kwargs") or {})}
     kwargs["lr_bounds"] = tuple(float(bound) for bound in kwargs["lr_bounds"])
@@ -200,8 +201,8 @@ class LearnedLRScheduler(LRScheduler):
         last_action: the controller's last action, clipped to [-1, 1].
 
     Example:
-        >>> scheduler = LearnedLRScheduler(optimizer, "runs/cpu",
-        ...                                model=model, val_data=(x_val, y_val))
+        >>> scheduler = LearnedLRScheduler(optimizer, "runs/cpu", model=model,
+        ...                                val_data=(x_val, y_val), total_steps=5000)
         >>> # in the loop, after optimizer.step():
         >>> scheduler.step(loss)
     """
@@ -308,13 +309,24 @@ class LearnedLRScheduler(LRScheduler):
             raise RuntimeError("start() comes once, before the first step()")
         self._start(_loss_value(first_batch_loss))
 
-    def step(self, train_loss: torch.Tensor | float) -> None:  # type: ignore[override]
+    def step(self, train_loss: torch.Tensor | float | None = None) -> None:  # type: ignore[override]
         """Count one optimizer step; every ``every`` steps, let the controller decide.
 
         Args:
             train_loss: the training loss of the batch of this step (a float or a
                 one-element tensor; a tensor is read back only at decisions).
+
+        Raises:
+            TypeError: without ``train_loss``: the call of a per-epoch scheduler, which
+                must move into the batch loop.
         """
+        if train_loss is None:
+            raise TypeError(
+                "LearnedLRScheduler.step(train_loss) needs the training loss of the batch: "
+                "call scheduler.step(loss) right after every optimizer.step(), inside the "
+                "batch loop, not once per epoch (and give total_steps=epochs * "
+                "len(train_loader) when you make the scheduler); see docs/scheduler.md"
+            )
         loss = _loss_value(train_loss)
         if not self.started:
             self._start(float(loss))

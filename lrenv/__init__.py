@@ -47,28 +47,37 @@ def _paper_task(dataset: str, model: str) -> dict:
     }
 
 
-register(id="lrenv/LRSchedule-v0", entry_point=_ENTRY_POINT)
-register(
-    id="lrenv/FashionMNIST-CNN-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs=_paper_task("fashion_mnist", "cnn"),
-)
-register(
-    id="lrenv/FashionMNIST-ResNet-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs=_paper_task("fashion_mnist", "resnet"),
-)
-register(id="lrenv/CIFAR10-CNN-v0", entry_point=_ENTRY_POINT, kwargs=_paper_task("cifar10", "cnn"))
-register(
-    id="lrenv/CIFAR10-ResNet-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs=_paper_task("cifar10", "resnet"),
-)
+_VECTOR_ENTRY_POINT = "lrenv.vector:make_vector_env"
+
+
+def _register(env_id: str, task: dict | None = None) -> None:
+    """Register ``env_id`` with its pinned ``task`` keywords (none: the general env).
+
+    Every id gets the batched vector entry point, so ``gym.make_vec(env_id, num_envs=N)``
+    trains N trainees as one computation. A named id's spec carries its decisions per
+    episode as ``max_episode_steps``: ``gym.make`` then adds a ``TimeLimit`` that ends the
+    episode at the very step the env ends it itself. The general id's episode length is
+    whatever its keywords say, so its spec claims none (a number there would cut longer
+    episodes short, or be wrong for shorter ones).
+    """
+    register(
+        id=env_id,
+        entry_point=_ENTRY_POINT,
+        vector_entry_point=_VECTOR_ENTRY_POINT,
+        kwargs=task or {},
+        max_episode_steps=None if task is None else task["total_steps"] // task["steps_per_action"],
+    )
+
+
+_register("lrenv/LRSchedule-v0")
+_register("lrenv/FashionMNIST-CNN-v0", _paper_task("fashion_mnist", "cnn"))
+_register("lrenv/FashionMNIST-ResNet-v0", _paper_task("fashion_mnist", "resnet"))
+_register("lrenv/CIFAR10-CNN-v0", _paper_task("cifar10", "cnn"))
+_register("lrenv/CIFAR10-ResNet-v0", _paper_task("cifar10", "resnet"))
 # The cpu preset's task: an MLP 784-128-10 at batch 128, 500 SGD steps, a 2k validation subset.
-register(
-    id="lrenv/FashionMNIST-MLP-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs={
+_register(
+    "lrenv/FashionMNIST-MLP-v0",
+    {
         "dataset": "fashion_mnist",
         "model": "mlp",
         "batch_size": 128,
@@ -92,16 +101,11 @@ def _cpu_cnn_task(dataset: str) -> dict:
     }
 
 
-register(
-    id="lrenv/FashionMNIST-CNN-CPU-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs=_cpu_cnn_task("fashion_mnist"),
-)
-register(id="lrenv/CIFAR10-CNN-CPU-v0", entry_point=_ENTRY_POINT, kwargs=_cpu_cnn_task("cifar10"))
-register(
-    id="lrenv/Synthetic-v0",
-    entry_point=_ENTRY_POINT,
-    kwargs={
+_register("lrenv/FashionMNIST-CNN-CPU-v0", _cpu_cnn_task("fashion_mnist"))
+_register("lrenv/CIFAR10-CNN-CPU-v0", _cpu_cnn_task("cifar10"))
+_register(
+    "lrenv/Synthetic-v0",
+    {
         "dataset": "synthetic",
         "model": "mlp",
         "batch_size": 64,

@@ -213,6 +213,7 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "data_root": args.data_root,
         "device": args.device,
         "precision": args.precision,
+        "torch_threads": None,  # the bench's --threads, set for the whole process
     }
 
 

@@ -18,6 +18,7 @@ from lrenv.data import DATASETS, load_dataset
 from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
 from lrenv.models import MODELS
 from lrenv.schedules import Schedule, schedule_from_dict
+from lrenv.threads import check_torch_threads, with_torch_threads
 from lrenv.trainee import Evaluation, Trainee, check_optimizer, check_precision, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
@@ -153,6 +154,10 @@ class LRScheduleEnv(gym.Env):
     | precision           | "fp32"             | "fp32", or "bf16" for bfloat16 mixed-precision|
     |                     |                    | forward passes (faster on GPUs and AMX CPUs;  |
     |                     |                    | weights and updates stay fp32)                |
+    | torch_threads       | 1                  | torch's CPU threads while the env computes    |
+    |                     |                    | (the caller's count is restored after each    |
+    |                     |                    | call); None: the process's own setting. More  |
+    |                     |                    | than the free cores slows training many times |
     | render_mode         | None               | "rgb_array": ``render()`` draws the episode   |
 
     Every number is checked when the env is made: a bool, a NaN or infinity where a
@@ -171,7 +176,8 @@ class LRScheduleEnv(gym.Env):
     * v0: initial version. Since then, options only (defaults unchanged): ``action_mode``
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
-      ``final_reward_weight``, ``precision``, ``compile``. Every named id now pins its
+      ``final_reward_weight``, ``precision``, ``compile``, ``torch_threads`` (new: the
+      trainee computes with 1 thread unless told otherwise). Every named id now pins its
       whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
       cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
       contract are now refused (no learning result changes): ``step()`` after the episode
@@ -217,6 +223,7 @@ class LRScheduleEnv(gym.Env):
         device: str = "auto",
         compile: bool | str = False,
         precision: str = "fp32",
+        torch_threads: int | None = 1,
         render_mode: str | None = None,
     ) -> None:
         _validate_config(
@@ -241,9 +248,11 @@ class LRScheduleEnv(gym.Env):
             divergence_loss=divergence_loss,
             precision=precision,
         )
+        check_torch_threads(torch_threads)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
+        self.torch_threads = torch_threads
         self.steps_per_action = steps_per_action
         self.total_steps = total_steps
         self.initial_lr = initial_lr
@@ -288,6 +297,7 @@ class LRScheduleEnv(gym.Env):
         """Decisions per episode."""
         return self.total_steps // self.steps_per_action
 
+    @with_torch_threads
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -319,6 +329,7 @@ class LRScheduleEnv(gym.Env):
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return self._obs.copy(), info
 
+    @with_torch_threads
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Scale the learning rate by the action's factor and train ``steps_per_action`` steps."""
         self.begin_step(action)
@@ -410,6 +421,7 @@ class LRScheduleEnv(gym.Env):
         self.trainee.set_lr(float(lr))
         self._obs[self.feature_names.index("log10_lr")] = math.log10(lr)
 
+    @with_torch_threads
     def test_best(self) -> dict[str, float]:
         """Test loss and accuracy of this episode's best-validation checkpoint (``keep_best``)."""
         if not self.keep_best:

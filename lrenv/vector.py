@@ -1,5 +1,5 @@
-"""Many trainees as one batched computation, behind stable-baselines3's and Gymnasium's
-vector-env interfaces (issue 5, item 2).
+"""Many trainees as one batched computation, behind Gymnasium's vector-env interface
+(issue 5, item 2).
 
 N environments of one configuration keep their own episode logic (the
 :class:`~lrenv.env.LRScheduleEnv` code, unchanged: seeds, initial rates, actions,
@@ -11,11 +11,13 @@ same keywords and seed, within float tolerance (``tests/test_vector.py``).
 
 - :class:`BatchedEnvs` is the core: N envs and their batched trainee;
   :meth:`BatchedEnvs.step` advances any subset of them at once.
-- :class:`BatchedVecEnv` is a stable-baselines3 ``DummyVecEnv`` whose step trains all N at
-  once; everything else (auto-reset with ``terminal_observation``, seeding, ``env_method``,
-  ``get_attr``) is DummyVecEnv's own code.
-- :class:`BatchedVectorEnv` is a Gymnasium ``SyncVectorEnv`` likewise (every autoreset mode).
-- :func:`make_batched_vec_env` and :func:`make_batched_vector_env` build them from an id.
+- :class:`BatchedVectorEnv` is a Gymnasium ``SyncVectorEnv`` whose step trains all N at
+  once; everything else (every autoreset mode, seeding) is SyncVectorEnv's own code.
+- :func:`make_batched_vector_env` builds one from an id; :func:`make_vector_env` is every
+  lrenv id's registered ``vector_entry_point``, so ``gym.make_vec(id, num_envs=N)`` gives
+  batched trainees.
+- The stable-baselines3 adapter over the same core is :mod:`agents.vec_env` (this package
+  imports no RL library).
 - :func:`trainee_device` says where a task's trainees would live; ``train.py`` and
   ``evaluate.py`` batch by default when that is a GPU.
 
@@ -23,9 +25,10 @@ How the adapters stay thin: before the parent's step loop runs, the core compute
 env's step result at once and hands each env its own; the env's ``step`` then returns that
 result instead of training alone. So the parents' auto-reset logic is reused verbatim.
 
->>> import lrenv.vector
->>> venv = lrenv.vector.make_batched_vec_env("lrenv/Synthetic-v0", n=4, seed=0)
->>> venv.reset().shape
+>>> import gymnasium as gym
+>>> import lrenv
+>>> envs = gym.make_vec("lrenv/Synthetic-v0", num_envs=4, vectorization_mode="vector_entry_point")
+>>> envs.reset(seed=0)[0].shape
 (4, 7)
 """
 
@@ -41,10 +44,10 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
 from lrenv.env import LRScheduleEnv, check_action, env_defaults
+from lrenv.threads import torch_threads
 from lrenv.trainee import resolve_device
 
 StepResult = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
@@ -76,7 +79,14 @@ def resolve_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any
     if ":" in env_id:  # "module:id", as gym.make accepts: import the module, which registers
         module, env_id = env_id.split(":", 1)
         importlib.import_module(module)
-    spec = gym.spec(env_id)
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as err:
+        raise ValueError(
+            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
+            "lrenv is imported: write `import lrenv` first, or the id as "
+            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
+        ) from err
     entry = spec.entry_point
     if isinstance(entry, str):
         module, name = entry.split(":")
@@ -84,6 +94,18 @@ def resolve_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any
     if not (isinstance(entry, type) and issubclass(entry, LRScheduleEnv)):
         raise ValueError(f"{env_id} is not an lrenv LRScheduleEnv id; batched envs need one")
     return {**spec.kwargs, **env_kwargs}
+
+
+def max_episode_steps(env_id: str, env_kwargs: Mapping[str, Any]) -> int:
+    """The decisions per episode of ``gym.make(env_id, **env_kwargs)``.
+
+    A named id's spec holds its own task's count; pass this to ``gym.make`` as
+    ``max_episode_steps`` when the keywords change ``total_steps`` or
+    ``steps_per_action``, so that gym.make's ``TimeLimit`` ends the episode where the env
+    does (and the spec tells the truth).
+    """
+    kwargs = {**env_defaults(), **resolve_env_kwargs(env_id, dict(env_kwargs))}
+    return kwargs["total_steps"] // kwargs["steps_per_action"]
 
 
 def trainee_device(env_id: str, env_kwargs: Mapping[str, Any]) -> torch.device:
@@ -177,14 +199,15 @@ class BatchedEnvs:
             self.envs[i].check_can_step()
         for i, action in zip(indices, actions, strict=True):
             self.envs[i].begin_step(action)
-        losses = self.trainee.train_steps(self.steps_per_action, indices)
-        finite = self.trainee.is_finite(indices)
-        healthy = [
-            i
-            for i, loss, ok in zip(indices, losses, finite, strict=True)
-            if ok and math.isfinite(loss)
-        ]
-        evaluations = dict(zip(healthy, self.trainee.evaluate(None, healthy), strict=True))
+        with torch_threads(self.envs[0].torch_threads):
+            losses = self.trainee.train_steps(self.steps_per_action, indices)
+            finite = self.trainee.is_finite(indices)
+            healthy = [
+                i
+                for i, loss, ok in zip(indices, losses, finite, strict=True)
+                if ok and math.isfinite(loss)
+            ]
+            evaluations = dict(zip(healthy, self.trainee.evaluate(None, healthy), strict=True))
         return [
             self.envs[i].finish_step(loss, evaluations.get(i))
             for i, loss in zip(indices, losses, strict=True)
@@ -205,24 +228,6 @@ class BatchedEnvs:
         """Close every env."""
         for env in self.envs:
             env.close()
-
-
-class BatchedVecEnv(DummyVecEnv):
-    """A stable-baselines3 VecEnv of :class:`BatchedEnvs`: one batched computation per step.
-
-    Behaves as ``DummyVecEnv`` over the same envs (auto-reset on done, with
-    ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]``; ``seed``,
-    ``env_method``, ``get_attr``), only faster.
-    """
-
-    def __init__(self, batch: BatchedEnvs) -> None:
-        self.batch = batch
-        super().__init__([lambda env=env: env for env in batch.envs])
-
-    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """Train all envs at once, then let DummyVecEnv collect the results and auto-reset."""
-        self.batch.prepare(list(self.actions))
-        return super().step_wait()
 
 
 class BatchedVectorEnv(SyncVectorEnv):
@@ -258,38 +263,6 @@ class BatchedVectorEnv(SyncVectorEnv):
         self.batch.close()
 
 
-def make_batched_vec_env(
-    env_id: str,
-    n: int,
-    seed: int | None = None,
-    monitor: bool = True,
-    strategy: str = "auto",
-    **env_kwargs: Any,
-) -> VecEnv:
-    """A stable-baselines3 VecEnv of ``n`` batched envs; a drop-in for ``make_vec_env``.
-
-    Seeds like ``make_vec_env(env_id, n, seed)``: env ``i`` is reset with ``seed + i`` and
-    its action space seeded with ``seed + i``, so each env follows the same trajectory as
-    in ``make_vec_env`` (within float tolerance).
-
-    Args:
-        env_id: a registered lrenv id (``"lrenv/FashionMNIST-CNN-v0"``, ...).
-        n: number of envs (trainees trained together).
-        seed: the first env's seed, or ``None``.
-        monitor: wrap in ``VecMonitor``, which records episode returns and lengths in
-            ``info["episode"]`` as ``make_vec_env``'s per-env ``Monitor`` does.
-        strategy: ``"auto"``, ``"vmap"`` or ``"loop"``
-            (:class:`~lrenv.batched_trainee.BatchedTrainee`).
-        **env_kwargs: keywords for every env, as for ``gym.make``.
-    """
-    vec: VecEnv = BatchedVecEnv(BatchedEnvs(n, env_id, strategy, **env_kwargs))
-    if seed is not None:
-        for i, env in enumerate(vec.envs):
-            env.action_space.seed(seed + i)
-    vec.seed(seed)
-    return VecMonitor(vec) if monitor else vec
-
-
 def make_batched_vector_env(
     env_id: str,
     n: int,
@@ -299,4 +272,43 @@ def make_batched_vector_env(
 ) -> BatchedVectorEnv:
     """A Gymnasium vector env of ``n`` batched envs; ``reset(seed=s)`` seeds env i with s + i."""
     batch = BatchedEnvs(n, env_id, strategy, **env_kwargs)
+    return BatchedVectorEnv(batch, autoreset_mode=autoreset_mode)
+
+
+def make_vector_env(
+    num_envs: int,
+    *,
+    max_episode_steps: int | None = None,
+    autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    strategy: str = "auto",
+    **env_kwargs: Any,
+) -> BatchedVectorEnv:
+    """Every lrenv id's ``vector_entry_point``: what ``gym.make_vec(id, num_envs=N)`` builds.
+
+    ``gym.make_vec`` passes the id's registered keywords merged with the user's, and the
+    spec's ``max_episode_steps``. The batched envs end their episodes themselves after
+    ``total_steps / steps_per_action`` decisions, so a different ``max_episode_steps`` is
+    refused rather than silently ignored.
+
+    Args:
+        num_envs: trainees trained together.
+        max_episode_steps: the decisions per episode the spec promises (``None``: none).
+        autoreset_mode: as for ``SyncVectorEnv``.
+        strategy: ``"auto"``, ``"vmap"`` or ``"loop"``
+            (:class:`~lrenv.batched_trainee.BatchedTrainee`).
+        **env_kwargs: keywords of :class:`~lrenv.env.LRScheduleEnv`, the same for every env.
+
+    Raises:
+        ValueError: when ``max_episode_steps`` disagrees with the keywords' episode length.
+    """
+    batch = BatchedEnvs(num_envs, None, strategy, **env_kwargs)
+    decisions = batch.envs[0].total_steps // batch.steps_per_action
+    if max_episode_steps is not None and max_episode_steps != decisions:
+        batch.close()
+        raise ValueError(
+            f"max_episode_steps={max_episode_steps} but these keywords make episodes of "
+            f"{decisions} decisions (total_steps / steps_per_action): a named id's spec "
+            "holds its own task's length, so when you change total_steps or steps_per_action "
+            f"pass max_episode_steps={decisions} as well, or use lrenv/LRSchedule-v0"
+        )
     return BatchedVectorEnv(batch, autoreset_mode=autoreset_mode)

@@ -17,7 +17,7 @@ import train
 from agents.controller import Controller
 from agents.ppo import TwoRatePPO, group_rates
 from agents.runs import RunDir
-from lrenv.vector import BatchedVecEnv
+from agents.vec_env import BatchedVecEnv
 
 PAPER_RATES = {"actor": 1e-3, "critic": 5e-3}
 

@@ -11,16 +11,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from agents.vec_env import BatchedVecEnv, make_batched_vec_env
 from lrenv.batched_trainee import BatchedTrainee
 from lrenv.data import make_synthetic
 from lrenv.env import LRScheduleEnv
 from lrenv.trainee import Trainee
-from lrenv.vector import (
-    BatchedEnvs,
-    BatchedVecEnv,
-    make_batched_vec_env,
-    make_batched_vector_env,
-)
+from lrenv.vector import BatchedEnvs, make_batched_vector_env
 
 # Batched and single trainees sum in different orders, so they agree to float rounding,
 # which SGD amplifies a little over an episode.

@@ -1,0 +1,28 @@
+"""An id Gymnasium cannot find, here or in a worker, says `import lrenv` or "lrenv:"
+(issue 16, item 4)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from agents.evaluation import Task
+from agents.ppo import make_env, subproc_vec_env
+from lrenv.vector import max_episode_steps
+
+
+@pytest.mark.parametrize("env_id", ["lrenvs/Synthetic-v0", "lrenv/Synthetic-v9"])
+def test_unknown_id_names_the_import(env_id):
+    with pytest.raises(ValueError, match=r"`import lrenv` first, or the id as 'lrenv:"):
+        max_episode_steps(env_id, {})
+    with pytest.raises(ValueError, match=r"`import lrenv` first"):
+        Task(env_id).make(keep_best=False)
+
+
+@pytest.mark.slow  # spawns two worker processes: about 10 s on a busy two-core machine
+def test_a_dead_subproc_worker_reports_its_error():
+    """Not the parent's ConnectionResetError: the error the worker met."""
+    factory = functools.partial(make_env, "lrenv/Synthetic-v0", {"dataset": "nope"})
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        subproc_vec_env(factory, 2)
