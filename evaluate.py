@@ -34,8 +34,8 @@ from agents.evaluation import (
     resolve_tasks,
     run_comparison,
 )
+from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
 from agents.report import write_report
-from lrenv.presets import DEFAULT_PRESET, PRESETS, get_preset
 from lrenv.vector import trainee_device
 
 

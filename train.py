@@ -49,6 +49,7 @@ from agents.ppo import (
     rollout_shape,
     training_envs,
 )
+from agents.presets import DEFAULT_PRESET, PRESETS, PPOSettings, get_preset
 from agents.runs import (
     Checkpoint,
     RunDir,
@@ -64,7 +65,6 @@ from agents.selection import (
     select_snapshot,
     snapshot_path,
 )
-from lrenv.presets import DEFAULT_PRESET, PRESETS, PPOSettings, get_preset
 from lrenv.vector import trainee_device
 
 CONFIG_FIELDS = (

@@ -37,7 +37,7 @@ from agents.evaluation import (
     run_comparison,
     t_test,
 )
-from lrenv.presets import get_preset
+from agents.presets import get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SEED = 1000  # evaluation seeds: EVAL_SEED + i, shared by every method

@@ -53,8 +53,8 @@ from agents.baselines import (
     schedule_from_dict,
     schedule_to_dict,
 )
+from agents.presets import without_task_keys
 from lrenv.features import feature_names
-from lrenv.presets import without_task_keys
 
 SELECTION_SEED_OFFSET = 1_000_000
 BASELINES = (

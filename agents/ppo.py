@@ -53,8 +53,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from agents.presets import PPOSettings
 from agents.vec_env import make_batched_vec_env
-from lrenv.presets import PPOSettings
 from lrenv.vector import max_episode_steps
 
 # Parameters whose names start with one of these belong to the critic; all others (the

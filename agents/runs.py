@@ -35,7 +35,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.controller import CONTROLLER_FILE, save_controller
-from lrenv.presets import PPOSettings, Preset, without_task_keys
+from agents.presets import PPOSettings, Preset, without_task_keys
 
 
 @dataclass(frozen=True)

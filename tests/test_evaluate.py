@@ -45,8 +45,8 @@ from agents.evaluation import (
     select_baselines,
     t_test,
 )
+from agents.presets import PAPER_STEP_DECAY_GRID
 from lrenv.data import Split, load_dataset
-from lrenv.presets import PAPER_STEP_DECAY_GRID
 from lrenv.trainee import Trainee
 
 SHORT = {"total_steps": 40, "device": "cpu"}  # 4 decisions of 10 SGD steps
@@ -113,7 +113,7 @@ def test_bad_baseline_schedules_are_refused(bad):
 
 
 def test_default_grids_cover_every_family_and_reach_past_the_winners():
-    from lrenv.presets import DEFAULT_BASELINE_GRIDS
+    from agents.presets import DEFAULT_BASELINE_GRIDS
 
     families = candidates(DEFAULT_BASELINE_GRIDS)
     assert list(families) == list(BASELINES)

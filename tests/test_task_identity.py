@@ -7,8 +7,8 @@ import pytest
 
 import lrenv
 from agents.evaluation import Task, resolve_tasks
+from agents.presets import PRESETS, get_preset
 from agents.runs import TrainConfig
-from lrenv.presets import PRESETS, get_preset
 
 LRENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("lrenv/")]
 NAMED_IDS = [env_id for env_id in LRENV_IDS if env_id != "lrenv/LRSchedule-v0"]
