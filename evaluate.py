@@ -26,16 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import add_dataclass_arguments
-from agents.evaluation import (
-    BASELINES,
-    Runner,
-    candidates,
-    check_controller_fits,
-    resolve_tasks,
-    run_comparison,
-)
+from agents.evaluation import candidates, run_comparison
 from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
 from agents.report import write_report
+from agents.runner import Runner
+from agents.tasks import BASELINES, check_controller_fits, resolve_tasks
 from lrenv.vector import trainee_device
 
 

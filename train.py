@@ -40,7 +40,6 @@ from stable_baselines3.common.vec_env import VecEnv
 import lrenv
 from agents.callbacks import NON_TENSORBOARD, EpisodeCheckpointer, EpisodeTracker, write_now
 from agents.cli import add_dataclass_arguments
-from agents.evaluation import Task
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
@@ -65,6 +64,7 @@ from agents.selection import (
     select_snapshot,
     snapshot_path,
 )
+from agents.tasks import Task
 from lrenv.vector import trainee_device
 
 CONFIG_FIELDS = (

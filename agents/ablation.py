@@ -28,16 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation import (
-    Runner,
-    RunResult,
-    Task,
-    candidates,
-    evaluate_methods,
-    run_comparison,
-    t_test,
-)
+from agents.evaluation import candidates, evaluate_methods, run_comparison
+from agents.jobs import RunResult
 from agents.presets import get_preset
+from agents.runner import Runner
+from agents.statistics import t_test
+from agents.tasks import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SEED = 1000  # evaluation seeds: EVAL_SEED + i, shared by every method

@@ -17,15 +17,11 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import schedule_from_dict
-from agents.evaluation import (
-    METHOD_LABELS,
-    METHODS,
-    SIGNIFICANCE,
-    Comparison,
-    RunResult,
-    Trajectory,
-    finite_or_none,
-)
+from agents.episodes import Trajectory
+from agents.evaluation import Comparison
+from agents.jobs import RunResult, finite_or_none
+from agents.statistics import SIGNIFICANCE
+from agents.tasks import METHOD_LABELS, METHODS
 
 
 def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:

@@ -31,15 +31,11 @@ from typing import Any
 import numpy as np
 
 from agents.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
-from agents.evaluation import (
-    Job,
-    Runner,
-    Task,
-    candidates,
-    select_baselines,
-    selection_seeds,
-)
+from agents.evaluation import candidates, select_baselines, selection_seeds
+from agents.jobs import Job
+from agents.runner import Runner
 from agents.runs import atomic_path
+from agents.tasks import Task
 from lrenv.schedules import SCHEDULES
 
 SNAPSHOTS = "snapshots"

@@ -31,21 +31,13 @@ from agents.baselines import (
     schedule_to_dict,
 )
 from agents.controller import save_controller
-from agents.evaluation import (
-    BASELINES,
-    SELECTION_SEED_OFFSET,
-    Job,
-    Runner,
-    Task,
-    batches,
-    candidates,
-    resolve_tasks,
-    run_episode,
-    run_job,
-    select_baselines,
-    t_test,
-)
+from agents.episodes import run_episode
+from agents.evaluation import SELECTION_SEED_OFFSET, candidates, select_baselines
+from agents.jobs import Job, run_job
 from agents.presets import PAPER_STEP_DECAY_GRID
+from agents.runner import Runner, batches
+from agents.statistics import t_test
+from agents.tasks import BASELINES, Task, resolve_tasks
 from lrenv.data import Split, load_dataset
 from lrenv.trainee import Trainee
 
@@ -293,7 +285,9 @@ def test_welch_t_test_agrees_with_scipy_and_a_hand_computation():
 
 
 def test_comparison_reports_student_and_welch_p_values():
-    from agents.evaluation import RunResult, Trajectory, compare_methods
+    from agents.episodes import Trajectory
+    from agents.jobs import RunResult
+    from agents.statistics import compare_methods
 
     def runs(method, losses):
         return [

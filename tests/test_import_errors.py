@@ -7,8 +7,8 @@ import functools
 
 import pytest
 
-from agents.evaluation import Task
 from agents.ppo import make_env, subproc_vec_env
+from agents.tasks import Task
 from lrenv.vector import max_episode_steps
 
 

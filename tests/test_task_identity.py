@@ -6,9 +6,9 @@ import gymnasium as gym
 import pytest
 
 import lrenv
-from agents.evaluation import Task, resolve_tasks
 from agents.presets import PRESETS, get_preset
 from agents.runs import TrainConfig
+from agents.tasks import Task, resolve_tasks
 
 LRENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("lrenv/")]
 NAMED_IDS = [env_id for env_id in LRENV_IDS if env_id != "lrenv/LRSchedule-v0"]

@@ -231,7 +231,8 @@ def test_snapshot_selection_keeps_the_best_snapshot_on_validation(tmp_path):
     assert run.controller_file.read_bytes() == chosen.with_suffix(".safetensors").read_bytes()
     assert Controller.load(run.controller).config["episodes_done"] == best["episodes"]
     # its score is the validation loss the snapshot really gets on those seeds
-    from agents.evaluation import Job, Task, run_job
+    from agents.jobs import Job, run_job
+    from agents.tasks import Task
 
     task = Task("lrenv/Synthetic-v0", run.read_config()["config"]["env_kwargs"])
     rerun = [
