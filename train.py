@@ -43,7 +43,7 @@ from agents.cli import add_dataclass_arguments
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
-    build_model,
+    build_agent,
     observation_normalization,
     rollout_shape,
     training_envs,
@@ -396,7 +396,7 @@ def _train(
     episodes_done = int(progress0.get("episodes_done", 0))
     wall0 = float(progress0.get("wall_seconds", 0.0))
     if checkpoint is None:
-        model = build_model(
+        model = build_agent(
             env,
             config.ppo,
             decisions=derived["decisions_per_episode"],

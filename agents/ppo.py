@@ -187,7 +187,7 @@ def resized_buffer(buffer: RolloutBuffer, size: int) -> RolloutBuffer:
     return resized
 
 
-def build_model(
+def build_agent(
     env: VecEnv,
     settings: PPOSettings,
     *,
