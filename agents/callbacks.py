@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure as MplFigure
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Figure, Logger
 from tqdm import tqdm
+
+from lrenv.plotting import episode_figure
 
 NON_TENSORBOARD = ("stdout", "log", "json", "csv")
 
@@ -125,7 +126,13 @@ class EpisodeTracker(BaseCallback):
         if self.figure_every and (
             self.episodes_done == 1 or self.episodes_done % self.figure_every == 0
         ):
-            figure = schedule_figure(trace, title=f"episode {self.episodes_done}")
+            figure = episode_figure(
+                trace["sgd_step"],
+                trace["lr"],
+                trace["sgd_step"],
+                trace["val_loss"],
+                title=f"episode {self.episodes_done}",
+            )
             write_now(
                 self.logger,
                 {"trainee/lr_schedule": Figure(figure, close=True)},
@@ -170,30 +177,6 @@ class EpisodeCheckpointer(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
-
-
-def schedule_figure(trace: Mapping[str, Sequence[float]], title: str = "") -> MplFigure:
-    """One episode's learning rate (log scale) and validation loss against the SGD step.
-
-    Args:
-        trace: ``{"sgd_step", "lr", "val_loss"}``, one entry per decision; the rate is
-            the one in effect during the SGD steps that ended at ``sgd_step``.
-        title: the figure title.
-
-    Returns:
-        A matplotlib figure (made without pyplot, so no GUI backend is needed).
-    """
-    figure = MplFigure(figsize=(6, 3.5), layout="constrained")
-    ax = figure.add_subplot()
-    ax.step(trace["sgd_step"], trace["lr"], where="pre", color="tab:blue")
-    ax.set_yscale("log")
-    ax.set_xlabel("SGD step")
-    ax.set_ylabel("learning rate", color="tab:blue")
-    loss = ax.twinx()
-    loss.plot(trace["sgd_step"], trace["val_loss"], color="tab:orange")
-    loss.set_ylabel("validation loss", color="tab:orange")
-    ax.set_title(title)
-    return figure
 
 
 def _empty_trace() -> dict[str, list[float]]:

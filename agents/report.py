@@ -22,6 +22,7 @@ from agents.evaluation import Comparison
 from agents.jobs import RunResult, finite_or_none
 from agents.statistics import SIGNIFICANCE
 from agents.tasks import METHOD_LABELS, METHODS
+from lrenv.plotting import rate_line
 
 
 def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:
@@ -336,11 +337,11 @@ def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
         color = _COLORS[method]
         if method == "controller":
             for i, r in enumerate(runs):
-                steps, lrs = _step_line(r.trajectory)
+                steps, lrs = _rate_line(r.trajectory)
                 label = f"{METHOD_LABELS[method]} ({len(runs)} runs)" if i == 0 else None
                 ax.plot(steps, lrs, color=color, lw=1, alpha=0.6, label=label)
         else:  # a fixed schedule: every run has the same rates
-            steps, lrs = _step_line(runs[0].trajectory)
+            steps, lrs = _rate_line(runs[0].trajectory)
             ax.plot(steps, lrs, color=color, lw=2, ls="--", label=_legend_label(comparison, method))
     ax.set_yscale("log")
     ax.set_xlabel("SGD step")
@@ -352,14 +353,10 @@ def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _step_line(trajectory: Trajectory) -> tuple[list[int], list[float]]:
-    """A piecewise-constant line: each rate drawn over its chunk of SGD steps."""
-    steps, lrs = [], []
+def _rate_line(trajectory: Trajectory) -> tuple[list[int], list[float]]:
+    """Each rate drawn over the SGD steps it applied to (:func:`lrenv.plotting.rate_line`)."""
     ends = [*trajectory.lr_steps[1:], trajectory.end_step]
-    for start, end, lr in zip(trajectory.lr_steps, ends, trajectory.lr, strict=True):
-        steps += [start, end]
-        lrs += [lr, lr]
-    return steps, lrs
+    return rate_line(ends, trajectory.lr, start=trajectory.lr_steps[0])
 
 
 def _ordered(summary: Mapping[str, Any]) -> list[str]:

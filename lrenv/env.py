@@ -399,9 +399,16 @@ class LRScheduleEnv(gym.Env):
         loss over SGD steps, as an RGB image."""
         if self.render_mode != "rgb_array":
             return None
-        from lrenv.plotting import episode_image
+        from lrenv.plotting import episode_figure, figure_image
 
-        return episode_image(self._history)
+        return figure_image(episode_figure(**self.episode_trace()))
+
+    def episode_trace(self) -> dict[str, list]:
+        """This episode so far, as :func:`lrenv.plotting.episode_figure` draws it: each
+        decision's rate with the SGD step where it stopped applying (``ends``, ``lrs``), and
+        the validation losses from reset on (``val_steps``, ``val_losses``)."""
+        steps, lrs, losses = (list(column) for column in zip(*self._history, strict=True))
+        return {"ends": steps[1:], "lrs": lrs[1:], "val_steps": steps, "val_losses": losses}
 
     def set_lr(self, lr: float) -> None:
         """Set the learning rate exactly, bypassing the action and ``lr_bounds``.

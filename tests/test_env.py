@@ -430,6 +430,26 @@ def test_render_rgb_array_draws_the_episode():
     assert image.std() > 0  # something was drawn
 
 
+def test_each_rate_is_drawn_over_the_sgd_steps_it_applied_to():
+    """render(), train.py's TensorBoard figure and the report share one rate line: the rate
+    chosen at a decision covers the SGD steps up to the next decision, not the ones after."""
+    from lrenv.plotting import rate_line
+
+    env = gym.make("lrenv/Synthetic-v0", render_mode="rgb_array").unwrapped
+    _, info0 = env.reset(seed=0, options={"initial_lr": 0.01})
+    _, _, _, _, info1 = env.step(np.array([1.0], np.float32))  # rate x2 for steps 1-10
+    _, _, _, _, info2 = env.step(np.array([-1.0], np.float32))  # back for steps 11-20
+    trace = env.episode_trace()
+    assert trace["ends"] == [10, 20] and trace["val_steps"] == [0, 10, 20]
+    assert trace["lrs"] == pytest.approx([info1["lr"], info2["lr"]])
+    assert trace["val_losses"] == pytest.approx(
+        [info0["val_loss"], info1["val_loss"], info2["val_loss"]]
+    )
+    steps, rates = rate_line(trace["ends"], trace["lrs"])
+    assert steps == [0, 10, 10, 20]
+    assert rates == pytest.approx([0.02, 0.02, 0.01, 0.01])
+
+
 def test_make_vec_env_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
