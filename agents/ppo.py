@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from agents.checkpoints import restore_normalization
 from lrenv.presets import PPOSettings
 from lrenv.vector import make_batched_vec_env
 
@@ -340,6 +342,18 @@ def make_env(
     return Monitor(gym.make(env_id if ":" in env_id else f"lrenv:{env_id}", **env_kwargs))
 
 
+def worker_env(
+    env_id: str, env_kwargs: Mapping[str, Any], torch_threads: int | None = None
+) -> gym.Env:
+    """:func:`make_env` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C and SIGTERM to
+    the main process: it saves, prints how to continue and closes the workers, which then
+    exit quietly instead of each printing a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return make_env(env_id, env_kwargs, torch_threads)
+
+
 def training_envs(
     env_id: str,
     env_kwargs: Mapping[str, Any],
@@ -347,7 +361,8 @@ def training_envs(
     settings: PPOSettings,
     *,
     torch_threads: int | None = None,
-    vecnormalize: str | Path | None = None,
+    normalization: Mapping[str, Any] | None = None,
+    trusted_vecnormalize: str | Path | None = None,
     batched: bool = False,
     seed: int | None = None,
 ) -> VecEnv:
@@ -362,7 +377,10 @@ def training_envs(
             computation (:func:`lrenv.vector.make_batched_vec_env`).
         settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
         torch_threads: torch threads in each worker process (unbatched only).
-        vecnormalize: a saved ``VecNormalize`` to continue from (a resumed run).
+        normalization: saved ``VecNormalize`` statistics to continue from (a resumed run;
+            :func:`agents.checkpoints.normalization_state`).
+        trusted_vecnormalize: an older run's pickled ``vecnormalize.pkl`` to continue from
+            instead; loading it unpickles (``train.py --trust-pickle`` only).
         batched: train the trainees as one batched computation (issue 5): the way to use a
             GPU; each trainee is the same as an unbatched one with the same seed.
         seed: seed the envs now (batched only; unbatched envs are seeded by the model).
@@ -377,10 +395,15 @@ def training_envs(
         venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **dict(env_kwargs))
     else:
         threads = torch_threads if n_envs > 1 else None
-        factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
-        venv = SubprocVecEnv([factory] * n_envs) if n_envs > 1 else DummyVecEnv([factory])
-    if vecnormalize is not None:
-        venv = VecNormalize.load(str(vecnormalize), venv)
+        if n_envs > 1:
+            factory = functools.partial(worker_env, env_id, dict(env_kwargs), threads)
+            venv = SubprocVecEnv([factory] * n_envs)
+        else:
+            venv = DummyVecEnv([functools.partial(make_env, env_id, dict(env_kwargs), None)])
+    if normalization is not None:
+        venv = restore_normalization(normalization, venv)
+    elif trusted_vecnormalize is not None:
+        venv = VecNormalize.load(str(trusted_vecnormalize), venv)  # unpickles: opted in
         venv.training = True
     elif settings.normalize_observations or settings.normalize_rewards:
         venv = VecNormalize(
