@@ -21,7 +21,8 @@ from agents.controller import Controller
 from agents.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLS = 10
+KILLS = 12
+EPISODES = 40
 
 
 def start(*argv: str) -> subprocess.Popen:
@@ -34,6 +35,11 @@ def start(*argv: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def event_files(run: RunDir) -> int:
+    """TensorBoard event files of the run: one more for each session that began training."""
+    return len(list(run.tb.glob("events.out.tfevents.*"))) if run.tb.exists() else 0
 
 
 def readable(run: RunDir) -> bool:
@@ -52,14 +58,21 @@ def readable(run: RunDir) -> bool:
 def test_kill_9_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
     rng = random.Random(14)
     run = RunDir(tmp_path / "run")
-    new = ["--preset", "smoke", "--out", str(run.path), "--episodes", "16"]
+    new = ["--preset", "smoke", "--out", str(run.path), "--episodes", str(EPISODES)]
     common = ["--no-progress", "--checkpoint-every", "2", "--torch-threads", "1"]
     kills = corrupted = 0
     at: list[int] = []  # episodes checkpointed when each kill landed
     argv = [*new, *common]
     for _ in range(KILLS):
+        sessions = event_files(run)
         process = start(*argv)
-        time.sleep(rng.uniform(3.0, 7.0))  # ~3-5 s of imports, then an episode every ~0.3 s
+        # past the imports (seconds), training has begun once this session's TensorBoard
+        # file is there; then kill within the next episodes or checkpoint writes
+        deadline = time.monotonic() + 120
+        while event_files(run) == sessions and process.poll() is None:
+            assert time.monotonic() < deadline, "train.py did not start training"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.5))
         if process.poll() is not None:
             break  # finished before the kill
         process.send_signal(signal.SIGKILL)
@@ -79,6 +92,6 @@ def test_kill_9_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
     progress = run.last_checkpoint().progress
     print(f"\nkill -9: {kills} kills (checkpointed episodes at each: {at}), {corrupted} unreadable")
     assert corrupted == 0
-    assert progress["finished"] and progress["episodes_done"] == 16
+    assert progress["finished"] and progress["episodes_done"] == EPISODES
     assert readable(run) and Controller.load(run.path).observation_size == 7
     assert not list(run.path.rglob("*.tmp"))
