@@ -17,10 +17,13 @@ from pathlib import Path
 import cloudpickle
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
+from agents.checkpoints import read_normalization, restore_normalization
 from agents.controller import Controller, ControllerFileError
+from agents.ppo import make_env
 from agents.runs import RunDir
 
 EPISODES = 6  # the smoke preset: 20 decisions an episode, 2 episodes a rollout
@@ -296,3 +299,19 @@ def test_a_trainee_that_cannot_load_its_data_is_reported(tmp_path, capsys, n_env
     printed = capsys.readouterr().err.strip().splitlines()
     message = printed[-1] if printed else str(exit_info.value.code)
     assert says in message and "Traceback" not in message
+
+
+def test_an_older_checkpoint_resumes_with_trust_pickle(interrupted, capsys):
+    """A checkpoint of an older version keeps its statistics as vecnormalize.pkl."""
+    checkpoint = interrupted.last_checkpoint()
+    config = interrupted.read_config()["config"]
+    state = read_normalization(checkpoint.vecnormalize)
+    envs = DummyVecEnv([lambda: make_env(config["env_id"], config["env_kwargs"])])
+    restore_normalization(state, envs).save(str(checkpoint.path / "vecnormalize.pkl"))
+    checkpoint.vecnormalize.unlink()
+    with pytest.raises(SystemExit):
+        train.main(["--resume", str(interrupted.path), "--no-progress"])
+    assert "--trust-pickle" in capsys.readouterr().err
+    train.main(["--resume", str(interrupted.path), "--no-progress", "--trust-pickle"])
+    assert interrupted.last_checkpoint().progress["finished"]
+    assert (interrupted.last_checkpoint().path / "vecnormalize.json").is_file()
