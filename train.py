@@ -21,7 +21,6 @@ stays intact and the command that continues the run is printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import signal
 import sys
@@ -56,6 +55,7 @@ from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
     build_model,
+    close_envs,
     observation_normalization,
     rollout_shape,
     training_envs,
@@ -419,8 +419,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         # Ignore a second signal while the workers close; a worker a signal reached
         # already may be gone: closing its pipe fails.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        with contextlib.suppress(EOFError, ConnectionError, BrokenPipeError):
-            env.close()
+        close_envs(env)
         signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
 

@@ -35,9 +35,11 @@ to what is left, so a run ends with exactly the episodes asked for.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -352,6 +354,44 @@ def worker_env(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return make_env(env_id, env_kwargs, torch_threads)
+
+
+def close_envs(env: VecEnv, timeout: float = 60.0) -> None:
+    """Close training envs, waiting for each worker process to finish what it was doing.
+
+    ``SubprocVecEnv.close`` joins its workers, but a join returns at once when the
+    multiprocessing forkserver is gone (a SIGTERM sent to the whole process group, as
+    schedulers do, ends it too); the main process then exits while a worker still
+    computes, and the worker dies on a broken pipe with a traceback. Here the end of each
+    worker is read from its pipe instead (it closes its end when it exits), and any reply
+    still on the way is read and dropped.
+
+    Args:
+        env: the training envs (``VecNormalize`` around them or not).
+        timeout: seconds to wait for all workers before killing the ones left.
+    """
+    inner = env
+    while not isinstance(inner, SubprocVecEnv) and hasattr(inner, "venv"):
+        inner = inner.venv
+    if not isinstance(inner, SubprocVecEnv) or inner.closed:
+        env.close()
+        return
+    deadline = time.monotonic() + timeout
+    for remote in inner.remotes:
+        with contextlib.suppress(OSError):  # a worker already gone
+            remote.send(("close", None))
+    for remote in inner.remotes:
+        with contextlib.suppress(EOFError, OSError):
+            while remote.poll(max(0.0, deadline - time.monotonic())):
+                remote.recv()  # a reply to a step or reset the main process left
+            # poll timed out: fall through and kill the stragglers below
+    for process in inner.processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+    for remote in inner.remotes:
+        remote.close()
+    inner.closed = True
 
 
 def training_envs(

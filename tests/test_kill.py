@@ -95,3 +95,29 @@ def test_kill_9_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
     assert progress["finished"] and progress["episodes_done"] == EPISODES
     assert readable(run) and Controller.load(run.path).observation_size == 7
     assert not list(run.path.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_stops_quietly_with_two_workers(tmp_path):
+    """What a cluster scheduler does: SIGTERM to every process of the job, workers too."""
+    run = RunDir(tmp_path / "run")
+    argv = ["--preset", "smoke", "--out", str(run.path), "--n-envs", "2", "--episodes", "40"]
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *argv, "--checkpoint-every", "2", "--no-progress"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a job has
+    )
+    deadline = time.monotonic() + 120
+    while not run.pointer.exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err == ""  # no worker tracebacks
+    assert f"continue with: python train.py --resume {run.path}" in out
+    assert readable(run)
