@@ -25,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from agents.cli import add_dataclass_arguments
 from agents.evaluation import candidates, run_comparison
 from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
 from agents.report import write_report
 from agents.runner import Runner
 from agents.tasks import BASELINES, check_controller_fits, resolve_tasks
+from lrenv.env import check_env_kwargs
 from lrenv.vector import trainee_device
 
 
@@ -153,12 +156,15 @@ def main(argv: list[str] | None = None) -> Path:
     )
     threads = args.threads
     try:
+        for each in (task, baseline_task, controller_task):
+            if each is not None:  # here, not as a worker's traceback
+                check_env_kwargs(each.env_id, each.env_kwargs)
         batched = (
             args.batched
             if args.batched is not None
             else trainee_device(task.env_id, task.env_kwargs).type == "cuda"
         )
-    except ValueError as err:
+    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
         raise SystemExit(str(err)) from err
     workers = args.workers if args.workers is not None else 1 if batched else _cores()
     config = {

@@ -11,15 +11,18 @@ Learning Rate Schedule").
 The run folder holds controller.safetensors (the controller as a file that holds no code:
 agents.controller.Controller.load, evaluate.py and the scheduler read it), controller.zip
 (the same controller for stable-baselines3's PPO.load, or sb3-contrib's RecurrentPPO.load
-for --recurrent; loading it unpickles, so trusted files only), vecnormalize.pkl,
+for --recurrent; loading it unpickles, so trusted files only), vecnormalize.json,
 config.json (the resolved configuration), tb/ (TensorBoard) and the latest checkpoint.
+A resume reads the checkpoint as data (agents.checkpoints): nothing is unpickled.
+SIGTERM (what cluster schedulers send) stops a run as Ctrl-C does: the last checkpoint
+stays intact and the command that continues the run is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -34,16 +37,24 @@ import stable_baselines3
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import HParam, configure
+from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.vec_env import VecEnv
 
 import lrenv
-from agents.callbacks import NON_TENSORBOARD, EpisodeCheckpointer, EpisodeTracker, write_now
+from agents.callbacks import (
+    NON_TENSORBOARD,
+    EpisodeCheckpointer,
+    EpisodeTracker,
+    tensorboard_logger,
+    write_now,
+)
+from agents.checkpoints import CheckpointError, load_model, pickled_entries, read_normalization
 from agents.cli import add_dataclass_arguments
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
     build_agent,
+    close_envs,
     observation_normalization,
     rollout_shape,
     training_envs,
@@ -65,7 +76,10 @@ from agents.selection import (
     snapshot_path,
 )
 from agents.tasks import Task
+from lrenv.env import check_env_kwargs
 from lrenv.vector import trainee_device
+
+DEFAULT_CHECKPOINT_EVERY = 20
 
 CONFIG_FIELDS = (
     "preset",
@@ -124,8 +138,9 @@ class Args:
     resume: str | None = None
     """Continue the run in this folder from its last checkpoint; flags given with it must
     match the run's configuration."""
-    checkpoint_every: int = 20
-    """Save a checkpoint every N episodes (rounded up to whole rollouts; 0: only at the end)."""
+    checkpoint_every: int | None = None
+    """Save a checkpoint every N episodes (rounded up to whole rollouts; 0: only at the end;
+    default 20, or what the resumed run used)."""
     figure_every: int = 25
     """Log the learning-rate schedule of every N-th episode as a figure (0: never)."""
     torch_threads: int = 1
@@ -136,6 +151,9 @@ class Args:
     """Device of the controller (the trainee's is the env keyword "device")."""
     progress: bool = True
     """Show a progress bar with an ETA."""
+    trust_pickle: bool = False
+    """With --resume: read a checkpoint of an older version, whose normalisation statistics
+    are a pickle (vecnormalize.pkl). Unpickling runs code: only for run folders you made."""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -306,12 +324,20 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
     args, task, ppo = parse_args(argv)
     try:
         config, run, checkpoint = resolve(args, task, ppo)
+        check_env_kwargs(config.env_id, config.env_kwargs)
         batched = use_batched(args, config)
-    except (ValueError, FileNotFoundError) as err:
+        normalization = _check_checkpoint(checkpoint, args.trust_pickle)
+    except (ValueError, TypeError, FileNotFoundError, gymnasium.error.Error) as err:
         parser.error(str(err))
     if checkpoint is not None and checkpoint.progress.get("finished"):
         print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
         return run.path
+    if args.resume is not None:
+        for path in run.remove_leftovers():
+            print(f"removed {path} (left by an interrupted write)")
+        args.checkpoint_every = _runtime_option(args, run, checkpoint, "checkpoint_every")
+    elif args.checkpoint_every is None:
+        args.checkpoint_every = DEFAULT_CHECKPOINT_EVERY
 
     base = None
     if checkpoint is None and not run.config_path.exists() and config.residual_over:
@@ -328,16 +354,30 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
-    env = training_envs(
-        config.env_id,
-        config.env_kwargs,
-        config.n_envs,
-        config.ppo,
-        torch_threads=args.torch_threads,
-        vecnormalize=checkpoint.vecnormalize if checkpoint else None,
-        batched=batched,
-        seed=config.seed,
-    )
+    sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        env = training_envs(
+            config.env_id,
+            config.env_kwargs,
+            config.n_envs,
+            config.ppo,
+            torch_threads=args.torch_threads,
+            normalization=normalization,
+            trusted_vecnormalize=checkpoint.legacy_vecnormalize if checkpoint else None,
+            batched=batched,
+            seed=config.seed,
+        )
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        parser.error(f"cannot build the training envs: {err}")
+    except (EOFError, ConnectionError) as err:
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        raise SystemExit(
+            f"train.py: error: an env worker process failed while building its env ({err!r}); "
+            "its own error is printed above. Try --n-envs 1 to see it here."
+        ) from None
     try:
         decisions = int(env.get_attr("decisions")[0])
         n_steps, batch_size = rollout_shape(config.ppo, decisions, config.n_envs)
@@ -355,7 +395,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
                     "derived": derived,
                     # how the trainees ran, outside "config": a resume may change it
                     # (each checkpoint's progress records its session's choice)
-                    "runtime": {"batched": batched},
+                    "runtime": {"batched": batched, "checkpoint_every": args.checkpoint_every},
                     "base_selection": base,
                     "versions": {
                         "lrenv": lrenv.__version__,
@@ -374,11 +414,55 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
         print(f"\ninterrupted ({where}); continue with: python train.py --resume {run.path}")
         raise SystemExit(130) from None
+    except CheckpointError as err:
+        parser.error(str(err))
     finally:
-        # Ctrl-C reaches the env workers too: closing pipes to dead workers fails.
-        with contextlib.suppress(EOFError, ConnectionError):
-            env.close()
+        # Ignore a second signal while the workers close; a worker a signal reached
+        # already may be gone: closing its pipe fails.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        close_envs(env)
+        signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: stop as Ctrl-C does (the last checkpoint stays; the resume command
+    is printed)."""
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _check_checkpoint(checkpoint: Checkpoint | None, trust_pickle: bool) -> dict[str, Any] | None:
+    """Check the checkpoint to resume from before any env starts; return its normalisation
+    statistics (None when it has none).
+
+    Raises:
+        CheckpointError: for a damaged checkpoint, or an older version's pickled
+            statistics without ``--trust-pickle``.
+    """
+    if checkpoint is None:
+        return None
+    pickled_entries(checkpoint.controller)  # a readable stable-baselines3 zip
+    if checkpoint.legacy_vecnormalize is not None and not trust_pickle:
+        raise CheckpointError(
+            f"{checkpoint.legacy_vecnormalize} is a pickle (an older version's checkpoint), "
+            "and reading it would run any code it holds. If you made this run folder "
+            "yourself, resume with --trust-pickle."
+        )
+    if checkpoint.vecnormalize is None:
+        return None
+    return read_normalization(checkpoint.vecnormalize)
+
+
+def _runtime_option(args: Args, run: RunDir, checkpoint: Checkpoint | None, name: str) -> Any:
+    """A run-time option for a resumed run: the flag if given, else what the run last used
+    (its checkpoint's progress, else config.json's ``runtime``), else the default."""
+    given = getattr(args, name)
+    if given is not None:
+        return given
+    if checkpoint is not None and name in checkpoint.progress:
+        return checkpoint.progress[name]
+    runtime = run.read_config().get("runtime") or {}
+    return runtime.get(name, DEFAULT_CHECKPOINT_EVERY)
 
 
 def _train(
@@ -406,12 +490,31 @@ def _train(
         )
     else:
         algorithm = TwoRateRecurrentPPO if config.recurrent else TwoRatePPO
-        model = algorithm.load(checkpoint.controller, env=env, device=args.device)
+
+        def template() -> BaseAlgorithm:
+            return build_agent(
+                env,
+                config.ppo,
+                decisions=derived["decisions_per_episode"],
+                recurrent=config.recurrent,
+                device=args.device,
+            )
+
+        model = load_model(
+            checkpoint.controller,
+            algorithm,
+            template,
+            env,
+            device=args.device,
+            episode_stats_path=checkpoint.episode_stats,
+        )
         model._last_obs = None  # fresh trainees: reset the envs when learning starts
         # Resumed trainees must not replay the episodes of the run's start.
         model.set_random_seed(segment_seed(config.seed, episodes_done))
-    model.set_logger(configure(str(run.tb), ["tensorboard"]))
     step = model.num_timesteps
+    # A resumed run replays the episodes after its checkpoint: TensorBoard drops what the
+    # interrupted session logged past it (every point logged at a later step).
+    model.set_logger(tensorboard_logger(run.tb, purge_step=step + 1 if checkpoint else None))
     resumed = f"resumed at episode {episodes_done}\n\n" if checkpoint else ""
     write_now(model.logger, {"config/resolved": resumed + describe(config, derived)}, step)
     flat = {k: v for k, v in config.to_dict().items() if k != "ppo"}
@@ -430,6 +533,7 @@ def _train(
             "total_timesteps": derived["total_timesteps"],
             "finished": finished,
             "batched": batched,
+            "checkpoint_every": args.checkpoint_every,
             "wall_seconds": round(wall0 + time.monotonic() - started, 1),
             "saved_at": dt.datetime.now().isoformat(timespec="seconds"),
         }

@@ -9,12 +9,14 @@ a figure every so often, and keeps a progress bar with an ETA in episodes.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Figure, Logger
+from stable_baselines3.common.logger import Figure, Logger, TensorBoardOutputFormat
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from lrenv.plotting import episode_figure
@@ -43,6 +45,31 @@ def write_now(
     excluded = {key: tuple(exclude) if exclude else None for key in values}
     for output in logger.output_formats:
         output.write(dict(values), excluded, step)
+
+
+class _TensorBoardOutput(TensorBoardOutputFormat):
+    """SB3's TensorBoard output with a ``purge_step`` (a new event file)."""
+
+    def __init__(self, folder: str, purge_step: int | None) -> None:
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def tensorboard_logger(folder: str | os.PathLike, purge_step: int | None = None) -> Logger:
+    """An SB3 logger that writes TensorBoard event files into ``folder``.
+
+    Args:
+        folder: the log folder.
+        purge_step: for a resumed run, its first new step: TensorBoard hides whatever
+            earlier event files of ``folder`` logged at this step or later (the episodes
+            an interrupted session ran past its last checkpoint, which the resumed run
+            replays), so each episode is shown once. None for a new run.
+
+    Returns:
+        The logger.
+    """
+    os.makedirs(folder, exist_ok=True)
+    return Logger(folder=str(folder), output_formats=[_TensorBoardOutput(str(folder), purge_step)])
 
 
 class EpisodeTracker(BaseCallback):

@@ -469,6 +469,7 @@ def controller_file(path: str | Path) -> Path:
     """
     path = Path(path)
     if path.is_dir():
+        _refuse_unfinished_run(path)
         if (path / CONTROLLER_FILE).is_file():
             return path / CONTROLLER_FILE
         if (path / ZIP_FILE).is_file():
@@ -488,6 +489,26 @@ def controller_file(path: str | Path) -> Path:
     if zipfile.is_zipfile(path):
         raise _untrusted(path)
     return path  # another name: read it as a code-free file (it says if it is not one)
+
+
+def _refuse_unfinished_run(folder: Path) -> None:
+    """Refuse a train.py run folder whose run has not marked itself finished: its
+    controller files, if any, are a killed run's (the last policy before the snapshot
+    selection, say), not the run's result."""
+    pointer = folder / "checkpoint.json"
+    if not (folder / "config.json").is_file() or not pointer.is_file():
+        return
+    try:
+        progress = json.loads(pointer.read_text())
+        finished = bool(progress.get("finished"))
+    except (OSError, ValueError, AttributeError):
+        finished = False
+    if not finished:
+        raise ControllerFileError(
+            f"the training run in {folder} has not finished (its checkpoint.json does not "
+            f"say so); continue it with: python train.py --resume {folder}  (or name "
+            f"{folder / CONTROLLER_FILE} to use the file as it is)"
+        )
 
 
 def save_controller(model: Any, path: str | Path) -> Path:

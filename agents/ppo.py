@@ -35,8 +35,11 @@ to what is left, so a run ends with exactly the episodes asked for.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from agents.checkpoints import restore_normalization
 from agents.presets import PPOSettings
 from agents.vec_env import make_batched_vec_env
 from lrenv.vector import max_episode_steps
@@ -357,11 +361,63 @@ def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
     try:
         return SubprocVecEnv([factory] * n_envs)
     except (ConnectionError, EOFError) as err:
-        factory().close()  # raises the error the worker met, with its traceback
+        # raises the error the worker met, with its traceback (make_env, not the worker's
+        # factory, which would make this process ignore Ctrl-C)
+        make_env(*factory.args, **factory.keywords).close()
         raise RuntimeError(
             f"a SubprocVecEnv worker died while making {factory.args[0]!r}, though the env "
             "can be made in this process; see the worker's output above"
         ) from err
+
+
+def worker_env(
+    env_id: str, env_kwargs: Mapping[str, Any], torch_threads: int | None = None
+) -> gym.Env:
+    """:func:`make_env` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C and SIGTERM to
+    the main process: it saves, prints how to continue and closes the workers, which then
+    exit quietly instead of each printing a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return make_env(env_id, env_kwargs, torch_threads)
+
+
+def close_envs(env: VecEnv, timeout: float = 60.0) -> None:
+    """Close training envs, waiting for each worker process to finish what it was doing.
+
+    ``SubprocVecEnv.close`` joins its workers, but a join returns at once when the
+    multiprocessing forkserver is gone (a SIGTERM sent to the whole process group, as
+    schedulers do, ends it too); the main process then exits while a worker still
+    computes, and the worker dies on a broken pipe with a traceback. Here the end of each
+    worker is read from its pipe instead (it closes its end when it exits), and any reply
+    still on the way is read and dropped.
+
+    Args:
+        env: the training envs (``VecNormalize`` around them or not).
+        timeout: seconds to wait for all workers before killing the ones left.
+    """
+    inner = env
+    while not isinstance(inner, SubprocVecEnv) and hasattr(inner, "venv"):
+        inner = inner.venv
+    if not isinstance(inner, SubprocVecEnv) or inner.closed:
+        env.close()
+        return
+    deadline = time.monotonic() + timeout
+    for remote in inner.remotes:
+        with contextlib.suppress(OSError):  # a worker already gone
+            remote.send(("close", None))
+    for remote in inner.remotes:
+        with contextlib.suppress(EOFError, OSError):
+            while remote.poll(max(0.0, deadline - time.monotonic())):
+                remote.recv()  # a reply to a step or reset the main process left
+            # poll timed out: fall through and kill the stragglers below
+    for process in inner.processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+    for remote in inner.remotes:
+        remote.close()
+    inner.closed = True
 
 
 def training_envs(
@@ -371,7 +427,8 @@ def training_envs(
     settings: PPOSettings,
     *,
     torch_threads: int | None = None,
-    vecnormalize: str | Path | None = None,
+    normalization: Mapping[str, Any] | None = None,
+    trusted_vecnormalize: str | Path | None = None,
     batched: bool = False,
     seed: int | None = None,
 ) -> VecEnv:
@@ -386,7 +443,10 @@ def training_envs(
             computation (:func:`agents.vec_env.make_batched_vec_env`).
         settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
         torch_threads: torch threads in each worker process (unbatched only).
-        vecnormalize: a saved ``VecNormalize`` to continue from (a resumed run).
+        normalization: saved ``VecNormalize`` statistics to continue from (a resumed run;
+            :func:`agents.checkpoints.normalization_state`).
+        trusted_vecnormalize: an older run's pickled ``vecnormalize.pkl`` to continue from
+            instead; loading it unpickles (``train.py --trust-pickle`` only).
         batched: train the trainees as one batched computation (issue 5): the way to use a
             GPU; each trainee is the same as an unbatched one with the same seed.
         seed: seed the envs now (batched only; unbatched envs are seeded by the model).
@@ -402,10 +462,15 @@ def training_envs(
         venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **kwargs)
     else:
         threads = torch_threads if n_envs > 1 else None
-        factory = functools.partial(make_env, env_id, dict(env_kwargs), threads)
-        venv = subproc_vec_env(factory, n_envs) if n_envs > 1 else DummyVecEnv([factory])
-    if vecnormalize is not None:
-        venv = VecNormalize.load(str(vecnormalize), venv)
+        if n_envs > 1:
+            factory = functools.partial(worker_env, env_id, dict(env_kwargs), threads)
+            venv = subproc_vec_env(factory, n_envs)
+        else:
+            venv = DummyVecEnv([functools.partial(make_env, env_id, dict(env_kwargs), None)])
+    if normalization is not None:
+        venv = restore_normalization(normalization, venv)
+    elif trusted_vecnormalize is not None:
+        venv = VecNormalize.load(str(trusted_vecnormalize), venv)  # unpickles: opted in
         venv.training = True
     elif settings.normalize_observations or settings.normalize_rewards:
         venv = VecNormalize(

@@ -7,15 +7,18 @@ A run folder ``DIR`` holds::
                          (agents.controller; written at the end)
     controller.zip       the same controller as stable-baselines3 saves it (PPO.load; it
                          unpickles: trusted files only), with the optimizer state
-    vecnormalize.pkl     the final VecNormalize statistics (when training normalised)
+    vecnormalize.json    the final VecNormalize statistics as plain numbers (when training
+                         normalised; agents.checkpoints)
     tb/                  TensorBoard logs
     checkpoint.json      which checkpoint is the latest, and the progress it holds
-    checkpoints/NAME/    controller.zip (and .safetensors), vecnormalize.pkl, progress.json
-                         of one checkpoint
+    checkpoints/NAME/    controller.zip (and .safetensors), vecnormalize.json,
+                         episode_stats.json, progress.json of one checkpoint
 
 Every file is written to a temporary name and moved into place with ``os.replace``, and a
 checkpoint folder is complete before ``checkpoint.json`` points at it, so a run killed at
-any moment leaves the previous checkpoint intact.
+any moment leaves the previous checkpoint intact; the temporary files a killed write
+leaves are removed when the run is resumed (:meth:`RunDir.remove_leftovers`). Resuming
+reads the checkpoint as data (:mod:`agents.checkpoints`): nothing in it is unpickled.
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from agents.checkpoints import (
+    EPISODE_STATS_FILE,
+    LEGACY_NORMALIZATION_FILE,
+    NORMALIZATION_FILE,
+    CheckpointError,
+    episode_stats,
+    normalization_state,
+    read_json_file,
+)
 from agents.controller import CONTROLLER_FILE, save_controller
 from agents.presets import PPOSettings, Preset, without_task_keys
 
@@ -211,9 +223,22 @@ class Checkpoint:
 
     @property
     def vecnormalize(self) -> Path | None:
-        """The checkpoint's ``vecnormalize.pkl``, or None when training did not normalise."""
-        path = self.path / "vecnormalize.pkl"
+        """The checkpoint's ``vecnormalize.json``, or None when training did not normalise
+        (or the checkpoint is an older version's, see :attr:`legacy_vecnormalize`)."""
+        path = self.path / NORMALIZATION_FILE
         return path if path.is_file() else None
+
+    @property
+    def legacy_vecnormalize(self) -> Path | None:
+        """An older version's pickled ``vecnormalize.pkl`` (read only behind
+        ``--trust-pickle``), or None."""
+        path = self.path / LEGACY_NORMALIZATION_FILE
+        return path if path.is_file() and self.vecnormalize is None else None
+
+    @property
+    def episode_stats(self) -> Path:
+        """The checkpoint's ``episode_stats.json`` (what ``rollout/ep_rew_mean`` averages)."""
+        return self.path / EPISODE_STATS_FILE
 
 
 class RunDir:
@@ -244,8 +269,8 @@ class RunDir:
 
     @property
     def vecnormalize(self) -> Path:
-        """The final normalisation statistics, ``vecnormalize.pkl``."""
-        return self.path / "vecnormalize.pkl"
+        """The final normalisation statistics, ``vecnormalize.json``."""
+        return self.path / NORMALIZATION_FILE
 
     @property
     def tb(self) -> Path:
@@ -270,7 +295,13 @@ class RunDir:
         """
         if not self.config_path.is_file():
             raise FileNotFoundError(f"{self.path} holds no training run (no config.json)")
-        return json.loads(self.config_path.read_text())
+        document = read_json_file(self.config_path)
+        if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+            raise CheckpointError(
+                f"{self.config_path} is damaged (no 'config' object); restore it from a "
+                "backup, or start a new run with another --out"
+            )
+        return document
 
     def write_config(self, document: Mapping[str, Any]) -> None:
         """Write ``config.json`` atomically.
@@ -285,8 +316,43 @@ class RunDir:
         """The latest complete checkpoint, or None when the run has none yet."""
         if not self.pointer.is_file():
             return None
-        progress = json.loads(self.pointer.read_text())
-        return Checkpoint(self.checkpoints / progress["checkpoint"], progress)
+        progress = read_json_file(self.pointer)
+        name = progress.get("checkpoint") if isinstance(progress, dict) else None
+        if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+            raise CheckpointError(
+                f"{self.pointer} is damaged (no checkpoint name in it); restore it from a "
+                "backup, or start a new run with another --out"
+            )
+        checkpoint = Checkpoint(self.checkpoints / name, progress)
+        if not checkpoint.path.is_dir():
+            raise CheckpointError(
+                f"{self.pointer} points at {checkpoint.path}, which is missing; restore it "
+                "from a backup, or start a new run with another --out"
+            )
+        return checkpoint
+
+    def remove_leftovers(self) -> list[Path]:
+        """Remove what writes killed midway left: ``.NAME.*.tmp`` files of
+        :func:`atomic_path` and unfinished ``checkpoints/.NAME.*`` staging folders.
+
+        Call it only when no other process writes this run (train.py does, on resume).
+
+        Returns:
+            The paths removed.
+        """
+        removed = []
+        if not self.path.is_dir():
+            return removed
+        for tmp in self.path.rglob(".*.tmp"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        if self.checkpoints.is_dir():
+            for staging in self.checkpoints.glob(".*"):
+                if staging.is_dir():
+                    shutil.rmtree(staging, ignore_errors=True)
+                    removed.append(staging)
+        return removed
 
     def save_checkpoint(
         self, model: BaseAlgorithm, env: VecEnv, progress: Mapping[str, Any]
@@ -311,7 +377,8 @@ class RunDir:
         staging.chmod(0o777 & ~_umask())
         save_model(model, staging / "controller.zip")
         if isinstance(env, VecNormalize):
-            env.save(str(staging / "vecnormalize.pkl"))
+            write_json_atomic(staging / NORMALIZATION_FILE, normalization_state(env))
+        write_json_atomic(staging / EPISODE_STATS_FILE, episode_stats(model))
         write_json_atomic(staging / "progress.json", progress)
         final = self.checkpoints / name
         if final.exists():  # the same point saved again (a resume that saved at once)
@@ -324,7 +391,7 @@ class RunDir:
         return Checkpoint(final, progress)
 
     def save_final(self, model: BaseAlgorithm, env: VecEnv) -> None:
-        """Write ``controller.zip``, ``controller.safetensors`` (and ``vecnormalize.pkl``)
+        """Write ``controller.zip``, ``controller.safetensors`` (and ``vecnormalize.json``)
         into the run folder, each atomically.
 
         Args:
@@ -333,8 +400,7 @@ class RunDir:
         """
         save_model(model, self.controller)
         if isinstance(env, VecNormalize):
-            with atomic_path(self.vecnormalize) as tmp:
-                env.save(str(tmp))
+            write_json_atomic(self.vecnormalize, normalization_state(env))
 
 
 def save_model(model: BaseAlgorithm, path: Path) -> None:

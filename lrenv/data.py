@@ -8,16 +8,24 @@ directly, with no DataLoader on the hot path.
 Splits follow the paper: the official training set is split into train and validation
 by a fixed, seeded permutation (Fashion-MNIST 50k / 10k, CIFAR-10 40k / 10k); the
 official test set is the test split.
+
+Files are read as data (issue 14): IDX files are parsed from their header, and the
+CIFAR-10 python batches, which are pickles, through an unpickler that builds nothing but
+numpy arrays, bytes, strings, numbers, lists and dicts. A damaged file, or labels that
+do not fit its images, raises :class:`DatasetFileError` naming the file.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import io
 import os
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +46,42 @@ _FASHION_FILES = {
 
 class DatasetNotFoundError(FileNotFoundError):
     """No source of a dataset worked; the message lists every remedy."""
+
+
+class DatasetFileError(ValueError):
+    """A dataset file is damaged or not what its name says; the message names the file."""
+
+
+def _bad_file(path: Path, what: str) -> DatasetFileError:
+    return DatasetFileError(
+        f"{path} is damaged or not a dataset file ({what}); delete it and restore the "
+        "dataset (see lrenv.data.load_dataset for where it is looked for)"
+    )
+
+
+def check_data_root(name: str, data_root: str | os.PathLike | None) -> None:
+    """Refuse a ``data_root`` that is not an existing folder (the synthetic dataset reads
+    none): a mistyped path must not silently fall back to another copy of the data.
+
+    Args:
+        name: the dataset.
+        data_root: the folder given, or None.
+
+    Raises:
+        ValueError: when ``data_root`` is not a path.
+        DatasetNotFoundError: when it does not exist.
+    """
+    if data_root is None or name == "synthetic":
+        return
+    if not isinstance(data_root, str | os.PathLike):
+        raise ValueError(f"data_root must be a folder path or None, got {data_root!r}")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError(
+            f"data_root {str(data_root)!r} is not an existing folder; fix the path, create "
+            "the folder (torchvision then downloads into it), or pass data_root=None to "
+            "use the default places"
+        )
 
 
 @dataclass(frozen=True)
@@ -103,10 +147,13 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None) -> Datas
 
     Raises:
         ValueError: for an unknown name.
-        DatasetNotFoundError: when no source works; the message names the remedies.
+        DatasetNotFoundError: when no source works, or ``data_root`` does not exist; the
+            message names the remedies.
+        DatasetFileError: when a file found is damaged; the message names it.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    check_data_root(name, data_root)
     root = None if data_root is None else str(Path(data_root).expanduser())
     return _load_cached(name, root)
 
@@ -193,13 +240,51 @@ def make_synthetic(
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip or plain): the format of the official (Fashion-)MNIST files."""
+    """Read an IDX file of unsigned bytes (gzip or plain): the format of the official
+    (Fashion-)MNIST files.
+
+    Raises:
+        DatasetFileError: naming the file, when it is truncated, not gzip as its name
+            says, or its header does not describe its contents.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise _bad_file(path, f"cannot read it: {err}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise _bad_file(path, "no IDX header of unsigned bytes (00 00 08 NDIM)")
     ndim = data[3]
+    offset = 4 + 4 * ndim
+    if ndim == 0 or len(data) < offset:
+        raise _bad_file(path, f"a header of {ndim} dimensions does not fit in it")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+    size = int(np.prod(shape, dtype=np.int64))
+    if len(data) - offset != size:
+        raise _bad_file(
+            path, f"its header says {shape} = {size} bytes, it holds {len(data) - offset}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape).copy()
+
+
+def _check_labels(
+    path: Path, labels: np.ndarray, num_images: int, num_classes: int = 10
+) -> np.ndarray:
+    """``labels`` as int64 after checking them against their images.
+
+    Raises:
+        DatasetFileError: naming ``path`` when the count differs from the images' or a
+            label is outside ``0 .. num_classes - 1``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != num_images:
+        raise _bad_file(path, f"{labels.shape} labels for {num_images} images")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise _bad_file(
+            path, f"labels from {labels.min()} to {labels.max()}, not 0 .. {num_classes - 1}"
+        )
+    return labels.astype(np.int64)
 
 
 def _find_idx_folder(folder: Path) -> Path | None:
@@ -250,13 +335,24 @@ def _read_fashion_mnist(root: str | None) -> tuple[np.ndarray, ...]:
 
 
 def _read_idx_set(folder: Path) -> tuple[np.ndarray, ...]:
-    def read(key: str) -> np.ndarray:
+    def path(key: str) -> Path:
         plain = folder / _FASHION_FILES[key]
-        return _read_idx(plain if plain.exists() else plain.with_name(plain.name + ".gz"))
+        return plain if plain.exists() else plain.with_name(plain.name + ".gz")
 
-    train_images = read("train_images")[:, None]
-    test_images = read("test_images")[:, None]
-    return train_images, read("train_labels"), test_images, read("test_labels")
+    def images(key: str) -> np.ndarray:
+        data = _read_idx(path(key))
+        if data.ndim != 3:
+            raise _bad_file(path(key), f"images of shape {data.shape}, not (N, H, W)")
+        return data[:, None]
+
+    train_images, test_images = images("train_images"), images("test_images")
+    train_labels = _check_labels(
+        path("train_labels"), _read_idx(path("train_labels")), len(train_images)
+    )
+    test_labels = _check_labels(
+        path("test_labels"), _read_idx(path("test_labels")), len(test_images)
+    )
+    return train_images, train_labels, test_images, test_labels
 
 
 # --- CIFAR-10 ------------------------------------------------------------------------------
@@ -293,12 +389,68 @@ def _read_cifar10(root: str | None) -> tuple[np.ndarray, ...]:
     return _read_cifar_folder(download_root / "cifar-10-batches-py")
 
 
+class _DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds only numpy arrays (and plain containers, strings, bytes
+    and numbers, which pickle makes without looking up anything): any other global a
+    file names, a function or a class that could run code, is refused."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),  # protocol 5 arrays
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),  # how protocol 2 stores bytes read with encoding=latin1
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"it names {module}.{name}, and only numpy arrays are read from a batch"
+            )
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch: images ``(N, 3, 32, 32)`` uint8 and int64 labels.
+
+    The batch is a pickle; it is read with :class:`_DataUnpickler`, so a crafted file
+    cannot run code.
+
+    Args:
+        path: e.g. ``cifar-10-batches-py/data_batch_1``.
+
+    Raises:
+        DatasetFileError: naming the file, when it is damaged, names anything but numpy
+            arrays, or its images and labels do not fit.
+    """
+    try:
+        with open(path, "rb") as f:
+            batch = _DataUnpickler(io.BufferedReader(f), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise _bad_file(path, f"not a CIFAR-10 batch: {err}") from None
+    if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
+        raise _bad_file(path, "no 'data' and 'labels' entries")
+    try:
+        data = np.asarray(batch["data"])
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise ValueError(f"data of {data.dtype} {data.shape}, not uint8 (N, 3072)")
+        labels = np.asarray(batch["labels"])
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"labels of {labels.dtype}, not integers")
+    except (ValueError, TypeError) as err:
+        raise _bad_file(path, str(err)) from None
+    return data.reshape(-1, 3, 32, 32), _check_labels(path, labels, len(data))
+
+
 def _read_cifar_folder(folder: Path) -> tuple[np.ndarray, ...]:
     def read(name: str) -> tuple[np.ndarray, np.ndarray]:
-        with open(folder / name, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        return images, np.asarray(batch["labels"], dtype=np.int64)
+        return read_cifar_batch(folder / name)
 
     parts = [read(f"data_batch_{i}") for i in range(1, 6)]
     test_images, test_labels = read("test_batch")

@@ -4,6 +4,7 @@ Rate Schedule", arXiv:1909.09712)."""
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
 import numbers
@@ -14,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from lrenv.data import DATASETS, load_dataset
+from lrenv.data import DATASETS, check_data_root, load_dataset
 from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
 from lrenv.models import MODELS
 from lrenv.schedules import Schedule, schedule_from_dict
@@ -576,6 +577,47 @@ def check_reset_options(options: Mapping[str, Any] | None) -> float | None:
     if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"reset option 'initial_lr' must be a positive, finite number, got {lr!r}")
     return float(lr)
+
+
+def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """Check the keywords ``gym.make(env_id, **env_kwargs)`` would pass to
+    :class:`LRScheduleEnv` without building it (no data is loaded): the check a parent
+    process makes before starting env workers, so that a mistake is reported here rather
+    than as a worker's broken pipe.
+
+    Ids that another class makes are only checked to exist.
+
+    Args:
+        env_id: a registered id (``"module:id"`` is accepted).
+        env_kwargs: keywords over the id's registered ones.
+
+    Raises:
+        ValueError: naming the keyword and what it accepts.
+        gymnasium.error.Error: for an id that is not registered.
+    """
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        importlib.import_module(module)
+    spec = gym.spec(env_id)
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(module), name)
+    if not (isinstance(entry, type) and issubclass(entry, LRScheduleEnv)):
+        return
+    kwargs = {**spec.kwargs, **env_kwargs}
+    defaults = env_defaults()
+    unknown = sorted(set(kwargs) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown env keyword(s) {', '.join(map(repr, unknown))} for {env_id}; "
+            f"the keywords are: {', '.join(sorted(defaults))}"
+        )
+    config = {**defaults, **kwargs}
+    _validate_config(**config)
+    if config["render_mode"] not in (None, *LRScheduleEnv.metadata["render_modes"]):
+        raise ValueError(f"render_mode must be None or 'rgb_array', got {config['render_mode']!r}")
+    check_data_root(config["dataset"], config["data_root"])
 
 
 def _is_real(value: Any) -> bool:

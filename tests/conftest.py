@@ -7,8 +7,23 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 import lrenv  # noqa: F401  (registers the environments)
+
+# Property-based tests (tests/test_fuzz.py): the default run tries the same few examples
+# every time (fast, reproducible); --hypothesis-profile lrenv-long fuzzes with fresh ones.
+settings.register_profile(
+    "lrenv",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "lrenv-long", settings.get_profile("lrenv"), max_examples=1000, derandomize=False
+)
+settings.load_profile("lrenv")
 
 
 @pytest.fixture

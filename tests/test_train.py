@@ -94,7 +94,8 @@ def test_batched_training_saves_a_controller_that_loads(tmp_path, capsys):
     run = RunDir(train.main(flags, callbacks=[record]))
     assert isinstance(record.venv, BatchedVecEnv) and record.venv.num_envs == 2
     config = run.read_config()
-    assert config["runtime"] == {"batched": True} and "batched" not in config["config"]
+    assert config["runtime"] == {"batched": True, "checkpoint_every": 20}
+    assert "batched" not in config["config"]
     progress = run.last_checkpoint().progress
     assert progress["batched"] and progress["finished"] and progress["episodes_done"] == 4
     # VecMonitor's episode records reach the tracker once per episode, as Monitor's do
