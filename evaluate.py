@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     controller_config: dict[str, Any] = {}
     if args.controller:
-        from agents.controller import Controller, ControllerFileError, controller_file
+        from lrenv.controller import Controller, ControllerFileError, controller_file
 
         try:
             # the code-free file, which each worker reads again (nothing is unpickled)

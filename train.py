@@ -9,7 +9,7 @@ Learning Rate Schedule").
     tensorboard --logdir runs
 
 The run folder holds controller.safetensors (the controller as a file that holds no code:
-agents.controller.Controller.load, evaluate.py and the scheduler read it), controller.zip
+lrenv.controller.Controller.load, evaluate.py and the scheduler read it), controller.zip
 (the same controller for stable-baselines3's PPO.load, or sb3-contrib's RecurrentPPO.load
 for --recurrent; loading it unpickles, so trusted files only), vecnormalize.json,
 config.json (the resolved configuration), tb/ (TensorBoard) and the latest checkpoint.

@@ -13,7 +13,7 @@ Families (each one's name is the method name in results.json):
 
 A schedule is wrapped in a :class:`SchedulePolicy`, which has the same ``predict(obs, state,
 episode_start, deterministic)`` interface as a stable-baselines3 model or an
-:class:`agents.controller.Controller`, so that :func:`agents.episodes.run_episode` runs
+:class:`lrenv.controller.Controller`, so that :func:`agents.episodes.run_episode` runs
 baselines and controllers through one loop.
 
 The rate is set *exactly*, never through the controller's clipped action: before each env

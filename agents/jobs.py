@@ -30,7 +30,7 @@ class Job:
     """One training run to do: a method on a task with a seed.
 
     ``schedule`` (a :func:`agents.baselines.schedule_to_dict`) for a baseline, ``controller``
-    (a controller file, read by :meth:`agents.controller.Controller.load`, which never
+    (a controller file, read by :meth:`lrenv.controller.Controller.load`, which never
     unpickles) for the controller. ``test`` tests the best-validation
     checkpoint once; selection jobs have ``test=False`` and never touch the test split.
     """

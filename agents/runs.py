@@ -23,13 +23,12 @@ reads the checkpoint as data (:mod:`agents.checkpoints`): nothing in it is unpic
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +45,10 @@ from agents.checkpoints import (
     normalization_state,
     read_json_file,
 )
-from agents.controller import CONTROLLER_FILE, save_controller
+from agents.controller import save_controller
 from agents.presets import PPOSettings, Preset, without_task_keys
+from lrenv.controller import CONTROLLER_FILE
+from lrenv.files import atomic_path, umask
 
 
 @dataclass(frozen=True)
@@ -374,7 +375,7 @@ class RunDir:
         progress = {**progress, "checkpoint": name}
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints))
-        staging.chmod(0o777 & ~_umask())
+        staging.chmod(0o777 & ~umask())
         save_model(model, staging / "controller.zip")
         if isinstance(env, VecNormalize):
             write_json_atomic(staging / NORMALIZATION_FILE, normalization_state(env))
@@ -428,38 +429,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path``; moved onto ``path`` when the block succeeds.
-
-    Args:
-        path: the destination.
-
-    Yields:
-        The temporary path to write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
-        yield tmp
-        with open(tmp, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _canonical(value: Any) -> Any:

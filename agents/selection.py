@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from agents.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
 from agents.evaluation import candidates, select_baselines, selection_seeds
 from agents.jobs import Job
 from agents.runner import Runner
-from agents.runs import atomic_path
 from agents.tasks import Task
+from lrenv.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
+from lrenv.files import atomic_path
 from lrenv.schedules import SCHEDULES
 
 SNAPSHOTS = "snapshots"

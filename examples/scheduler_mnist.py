@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
-from agents.scheduler import LearnedLRScheduler  # learned scheduler
 from lrenv.data import load_dataset
+from lrenv.scheduler import LearnedLRScheduler  # learned scheduler
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 

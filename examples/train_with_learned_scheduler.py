@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.controller import Controller, ControllerFileError
-from agents.scheduler import LearnedLRScheduler, resolve_env_kwargs
+from lrenv.controller import Controller, ControllerFileError
 from lrenv.data import load_dataset
+from lrenv.scheduler import LearnedLRScheduler, resolve_env_kwargs
 
 HOW_TO_MAKE_ONE = """\
 Make a controller with train.py first, e.g. (from the project root):

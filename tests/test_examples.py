@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from agents.scheduler import LearnedLRScheduler
 from lrenv.data import make_synthetic
+from lrenv.scheduler import LearnedLRScheduler
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from agents.checkpoints import pickled_entries, read_normalization
-from agents.controller import Controller
 from agents.runs import RunDir
+from lrenv.controller import Controller
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 12

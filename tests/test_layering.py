@@ -1,5 +1,7 @@
-"""The environment package imports no RL library (issue 11, item 4): users of other RL
-libraries, and CleanRL-style scripts, get lrenv without stable-baselines3."""
+"""The environment package imports no RL library and nothing of the agents (issue 11,
+item 4): users of other RL libraries, CleanRL-style scripts and the drop-in scheduler's
+users get lrenv without stable-baselines3, and a folder of theirs named ``agents`` cannot
+shadow anything lrenv needs."""
 
 from __future__ import annotations
 
@@ -10,16 +12,17 @@ import sys
 import lrenv
 
 RL_LIBRARIES = ("stable_baselines3", "sb3_contrib")
+NOT_IMPORTED = (*RL_LIBRARIES, "agents")
 
 
 def test_no_lrenv_module_imports_an_rl_library():
     modules = ["lrenv", *(f"lrenv.{m.name}" for m in pkgutil.iter_modules(lrenv.__path__))]
-    assert "lrenv.vector" in modules and "lrenv.env" in modules  # the walk found them
+    assert {"lrenv.vector", "lrenv.env", "lrenv.scheduler", "lrenv.controller"} <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        f"print(sorted(m for m in {RL_LIBRARIES!r} if m in sys.modules))\n"
+        f"print(sorted(m for m in {NOT_IMPORTED!r} if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120

@@ -1,4 +1,4 @@
-"""agents/scheduler.py: a trained controller as a drop-in LR scheduler, checked against the env."""
+"""lrenv/scheduler.py: a trained controller as a drop-in LR scheduler, checked against the env."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
-from agents.controller import Controller, ControllerFileError
-from agents.scheduler import LearnedLRScheduler, resolve_env_kwargs
+from lrenv.controller import Controller, ControllerFileError
 from lrenv.data import load_dataset
 from lrenv.env import scaled_lr
 from lrenv.models import MLP
+from lrenv.scheduler import LearnedLRScheduler, resolve_env_kwargs
 
 SEED = 3
 INITIAL_LR = 0.05

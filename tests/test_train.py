@@ -14,10 +14,10 @@ from stable_baselines3.common.logger import Logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
-from agents.controller import Controller
 from agents.ppo import TwoRatePPO, group_rates
 from agents.runs import RunDir
 from agents.vec_env import BatchedVecEnv
+from lrenv.controller import Controller
 
 PAPER_RATES = {"actor": 1e-3, "critic": 5e-3}
 

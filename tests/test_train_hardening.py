@@ -22,9 +22,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train
 from agents.checkpoints import read_normalization, restore_normalization
-from agents.controller import Controller, ControllerFileError
 from agents.ppo import make_env
 from agents.runs import RunDir
+from lrenv.controller import Controller, ControllerFileError
 
 EPISODES = 6  # the smoke preset: 20 decisions an episode, 2 episodes a rollout
 

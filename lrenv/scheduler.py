@@ -54,7 +54,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from agents.controller import Controller
+from lrenv.controller import Controller
 from lrenv.data import Split
 from lrenv.env import (
     check_action,
@@ -167,8 +167,8 @@ class LearnedLRScheduler(LRScheduler):
             group's rate is kept inside the controller's ``lr_bounds`` (as the env's
             reset does; a warning says so when it has to change it).
         controller: a run folder train.py wrote (or its ``controller.safetensors``, a
-            file that holds no code), or a loaded :class:`agents.controller.Controller`
-            (``Controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
+            file that holds no code), or a loaded :class:`lrenv.controller.Controller`
+            (``agents.controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
         model: the model being trained; its device is where the validation pass runs.
         val_data: the validation examples the features are measured on: ``(x, y)``
             tensors (or arrays), an object with ``images`` and ``labels`` (a
@@ -186,7 +186,7 @@ class LearnedLRScheduler(LRScheduler):
         controller_device: where a controller loaded from a path runs.
 
     Raises:
-        agents.controller.ControllerFileError: ``controller`` is a path that does not hold
+        lrenv.controller.ControllerFileError: ``controller`` is a path that does not hold
             a controller, or a zip with no code-free file beside it (never unpickled).
         ValueError: the model has no ``nn.Linear`` layer and no ``feature_layer`` is
             given; ``val_data`` has the wrong shape; the controller needs ``total_steps``
@@ -194,7 +194,7 @@ class LearnedLRScheduler(LRScheduler):
         TypeError: ``optimizer`` has no ``param_groups``.
 
     Attributes:
-        controller: the :class:`~agents.controller.Controller` deciding.
+        controller: the :class:`~lrenv.controller.Controller` deciding.
         settings: the controller's training-env settings (:data:`SCHEDULER_SETTINGS`).
         feature_names: the names of the observation entries.
         last_observation: the raw features of the last decision (``None`` before it).

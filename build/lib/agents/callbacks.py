@@ -1,0 +1,210 @@
+"""stable-baselines3 callbacks for training a controller: trainee episodes as the unit.
+
+:class:`EpisodeTracker` counts finished trainee episodes, writes one set of ``trainee/``
+scalars per episode through the SB3 logger, draws an episode's learning-rate schedule as
+a figure every so often, and keeps a progress bar with an ETA in episodes.
+:class:`EpisodeCheckpointer` saves a checkpoint between rollouts every few episodes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Figure, Logger, TensorBoardOutputFormat
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from lrenv.plotting import episode_figure
+
+NON_TENSORBOARD = ("stdout", "log", "json", "csv")
+
+
+def write_now(
+    logger: Logger,
+    values: Mapping[str, Any],
+    step: int,
+    exclude: Sequence[str] | None = None,
+) -> None:
+    """Write ``values`` to every output of an SB3 logger at ``step``, at once.
+
+    ``logger.record`` keeps only the last value of a key until the next dump (once per
+    rollout); per-episode values need their own points, and must not flush the values
+    SB3 has recorded but not yet dumped.
+
+    Args:
+        logger: the model's logger.
+        values: key -> value (scalars, strings, :class:`~stable_baselines3.common.logger.Figure`).
+        step: the x coordinate (SB3 uses the number of time steps).
+        exclude: output formats to skip (e.g. :data:`NON_TENSORBOARD` for figures).
+    """
+    excluded = {key: tuple(exclude) if exclude else None for key in values}
+    for output in logger.output_formats:
+        output.write(dict(values), excluded, step)
+
+
+class _TensorBoardOutput(TensorBoardOutputFormat):
+    """SB3's TensorBoard output with a ``purge_step`` (a new event file)."""
+
+    def __init__(self, folder: str, purge_step: int | None) -> None:
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def tensorboard_logger(folder: str | os.PathLike, purge_step: int | None = None) -> Logger:
+    """An SB3 logger that writes TensorBoard event files into ``folder``.
+
+    Args:
+        folder: the log folder.
+        purge_step: for a resumed run, its first new step: TensorBoard hides whatever
+            earlier event files of ``folder`` logged at this step or later (the episodes
+            an interrupted session ran past its last checkpoint, which the resumed run
+            replays), so each episode is shown once. None for a new run.
+
+    Returns:
+        The logger.
+    """
+    os.makedirs(folder, exist_ok=True)
+    return Logger(folder=str(folder), output_formats=[_TensorBoardOutput(str(folder), purge_step)])
+
+
+class EpisodeTracker(BaseCallback):
+    """Count trainee episodes and log each one.
+
+    Per finished episode (``dones[i]``), from the env's ``info``: ``trainee/final_val_loss``
+    and ``trainee/final_val_accuracy`` (skipped for a diverged episode, whose final loss
+    is not finite), ``trainee/best_val_loss``, ``trainee/mean_lr`` (over the episode's
+    decisions), ``trainee/diverged`` (0 or 1) and ``trainee/return`` (the raw return, from
+    the Monitor wrapper). The x coordinate is the number of time steps, as for SB3's own
+    scalars. Every ``figure_every`` episodes, ``trainee/lr_schedule``: that episode's
+    learning rate and validation loss against the SGD step.
+
+    Args:
+        episodes: episodes the whole run trains on (for the progress bar).
+        episodes_done: episodes already done (a resumed run).
+        figure_every: draw the schedule of every N-th episode (0: never).
+        progress: show a progress bar on the terminal.
+    """
+
+    def __init__(
+        self, episodes: int, episodes_done: int = 0, figure_every: int = 25, progress: bool = True
+    ) -> None:
+        super().__init__()
+        self.episodes = episodes
+        self.episodes_done = episodes_done
+        self.episodes_run = 0
+        """Episodes finished in this process (``episodes_done`` counts the resumed ones too)."""
+        self.figure_every = figure_every
+        self.progress = progress
+        self.last_episode: dict[str, float] = {}
+        self._trace: list[dict[str, list[float]]] = []
+        self._bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        self._trace = [_empty_trace() for _ in range(self.training_env.num_envs)]
+        self._bar = tqdm(
+            total=self.episodes,
+            initial=self.episodes_done,
+            unit="episode",
+            desc="training",
+            dynamic_ncols=True,
+            smoothing=0.05,
+            disable=not self.progress,
+        )
+
+    def _on_step(self) -> bool:
+        for index, (info, done) in enumerate(
+            zip(self.locals["infos"], self.locals["dones"], strict=True)
+        ):
+            trace = self._trace[index]
+            trace["lr"].append(float(info.get("lr", math.nan)))
+            trace["sgd_step"].append(float(info.get("sgd_step", len(trace["sgd_step"]))))
+            trace["val_loss"].append(float(info.get("val_loss", math.nan)))
+            if done:
+                self._episode_end(info, trace)
+                self._trace[index] = _empty_trace()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def _episode_end(self, info: Mapping[str, Any], trace: dict[str, list[float]]) -> None:
+        self.episodes_done += 1
+        self.episodes_run += 1
+        diverged = bool(info.get("diverged", False))
+        values: dict[str, float] = {
+            "trainee/best_val_loss": float(info.get("best_val_loss", math.nan)),
+            "trainee/mean_lr": float(np.mean(trace["lr"])),
+            "trainee/diverged": float(diverged),
+        }
+        if not diverged:
+            values["trainee/final_val_loss"] = float(info.get("val_loss", math.nan))
+            values["trainee/final_val_accuracy"] = float(info.get("val_accuracy", math.nan))
+        if "episode" in info:  # stable-baselines3's Monitor wrapper
+            values["trainee/return"] = float(info["episode"]["r"])
+        values = {key: value for key, value in values.items() if math.isfinite(value)}
+        write_now(self.logger, values, self.num_timesteps)
+        self.last_episode = values
+        if self.figure_every and (
+            self.episodes_done == 1 or self.episodes_done % self.figure_every == 0
+        ):
+            figure = episode_figure(
+                trace["sgd_step"],
+                trace["lr"],
+                trace["sgd_step"],
+                trace["val_loss"],
+                title=f"episode {self.episodes_done}",
+            )
+            write_now(
+                self.logger,
+                {"trainee/lr_schedule": Figure(figure, close=True)},
+                self.num_timesteps,
+                exclude=NON_TENSORBOARD,
+            )
+        if self._bar is not None:
+            postfix = {"diverged": "yes"} if diverged else {}
+            for key, label in (("trainee/return", "return"), ("trainee/final_val_loss", "val")):
+                if key in values:
+                    postfix[label] = f"{values[key]:.4g}"
+            self._bar.set_postfix(postfix, refresh=False)
+            self._bar.update(1)
+
+
+class EpisodeCheckpointer(BaseCallback):
+    """Call ``save`` between rollouts once ``every`` more episodes have finished.
+
+    Checkpoints are taken at the start of a rollout, when the previous rollout has been
+    trained on, so a resumed run neither repeats nor skips an update.
+
+    Args:
+        tracker: the episode counter.
+        every: episodes between checkpoints (rounded up to whole rollouts).
+        save: writes the checkpoint.
+    """
+
+    def __init__(self, tracker: EpisodeTracker, every: int, save: Callable[[], None]) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.every = every
+        self.save = save
+        self.last_saved = tracker.episodes_done
+
+    def _on_training_start(self) -> None:
+        self.last_saved = self.tracker.episodes_done
+
+    def _on_rollout_start(self) -> None:
+        if self.every > 0 and self.tracker.episodes_done - self.last_saved >= self.every:
+            self.save()
+            self.last_saved = self.tracker.episodes_done
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def _empty_trace() -> dict[str, list[float]]:
+    return {"lr": [], "sgd_step": [], "val_loss": []}

@@ -1,0 +1,114 @@
+"""Command lines from dataclasses, CleanRL style: each field is a flag, its docstring the help.
+
+A field ``n_envs: int | None = None`` with the string literal under it as its docstring
+becomes ``--n-envs N`` with that text in ``--help``. Flags the user does not give are left
+out of the parsed result, so that callers can tell "not given" (take the preset's value)
+from "given".
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
+import json
+import textwrap
+import types
+import typing
+from typing import Any
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the string literal after it).
+
+    Args:
+        cls: a dataclass defined in a source file.
+
+    Returns:
+        ``{field name: docstring}`` for the fields that have one.
+    """
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Parse a JSON object given on the command line (argparse ``type``).
+
+    Args:
+        text: the flag's value.
+
+    Returns:
+        The decoded dict.
+
+    Raises:
+        argparse.ArgumentTypeError: for anything but a JSON object.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object like '{{\"key\": 1}}', got {text!r}"
+        )
+    return value
+
+
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    default_label: str | None = "default",
+) -> list[str]:
+    """Add one ``--flag`` per field of ``cls``; unset flags stay out of the namespace.
+
+    ``bool`` fields become ``--flag/--no-flag``; ``dict`` fields take a JSON object;
+    ``X | None`` fields take an ``X``.
+
+    Args:
+        parser: a parser or an argument group.
+        cls: the dataclass.
+        default_label: append ``(LABEL: default)`` to each help; None to leave it out.
+
+    Returns:
+        The field names added (the ``dest`` of each flag).
+    """
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    names = []
+    for f in dataclasses.fields(cls):
+        kind = _base_type(hints[f.name])
+        help_text = docs.get(f.name, "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if default_label and default is not None:
+            help_text += f" ({default_label}: {default})"
+        flag = "--" + f.name.replace("_", "-")
+        common = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif kind is dict:
+            parser.add_argument(flag, type=json_object, metavar="JSON", **common)
+        else:
+            parser.add_argument(flag, type=kind, metavar=f.name.upper(), **common)
+        names.append(f.name)
+    return names
+
+
+def _base_type(hint: Any) -> type:
+    """``int`` for ``int`` or ``int | None``; the origin for ``dict[str, Any]``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint

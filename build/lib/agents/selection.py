@@ -1,0 +1,192 @@
+"""Choices made on validation around a controller's training, as the baselines are chosen
+among their grids: the schedule a residual controller starts from, and the snapshot of
+the trained controller that is kept.
+
+**The base schedule.** With ``residual_over`` train.py first runs evaluate.py's selection
+on the named baseline families (:func:`choose_base`) and trains a residual controller over
+the winner, so that its action 0 is the best baseline and PPO only learns where to deviate.
+
+**The snapshot.**
+PPO's updates move a policy by amounts that the noise of one trainee seed can hide, so the
+last policy of a run is not reliably its best (issue 13: the same command gave a winner on
+one machine and a loser on another). train.py therefore keeps a snapshot of the controller
+every ``select_every`` episodes, including the untrained one, and afterwards runs each on
+``select_seeds`` validation-only episodes (the selection seeds of the baselines,
+:data:`agents.evaluation.SELECTION_SEED_OFFSET` + j; the test split is never read). The
+snapshot with the lowest mean best-validation loss becomes ``controller.safetensors`` and
+``controller.zip`` (each snapshot is kept in both formats, as train.py writes controllers).
+
+Under the residual action (``action_mode="residual"``) the untrained snapshot is, up to
+its initial action of about 0.01, the base schedule itself: the selection then keeps the
+learned deviations only where they beat the schedule on validation.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.evaluation import candidates, select_baselines, selection_seeds
+from agents.jobs import Job
+from agents.runner import Runner
+from agents.tasks import Task
+from lrenv.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
+from lrenv.files import atomic_path
+from lrenv.schedules import SCHEDULES
+
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_path(run: Path, episodes_done: int) -> Path:
+    """Where the snapshot taken after ``episodes_done`` episodes is kept."""
+    return Path(run) / SNAPSHOTS / f"episode-{episodes_done:06d}.zip"
+
+
+def select_snapshot(
+    run: Path, task: Task, n_seeds: int, workers: int = 1, progress: bool = False
+) -> dict[str, Any]:
+    """Score every snapshot of ``run`` on validation and copy the best to
+    ``controller.safetensors`` and ``controller.zip``.
+
+    Each snapshot is read from its code-free file (``episode-N.safetensors``).
+
+    Args:
+        run: the run folder (its ``snapshots/`` holds the candidates).
+        task: the task the controller trains on.
+        n_seeds: validation episodes per snapshot.
+        workers: evaluation processes.
+        progress: show a progress bar.
+
+    Returns:
+        The selection, JSON-ready: ``seeds``, ``scores`` (one per snapshot: name, episodes,
+        mean and per-seed best validation loss, divergences) and ``chosen``.
+
+    Raises:
+        FileNotFoundError: when the run has no snapshots.
+    """
+    snapshots = sorted((Path(run) / SNAPSHOTS).glob("episode-*.zip"))
+    if not snapshots:
+        raise FileNotFoundError(f"no snapshots in {Path(run) / SNAPSHOTS} to select from")
+    seeds = selection_seeds(n_seeds)
+    jobs = [
+        Job("controller", task, seed, controller=str(code_free_path(path).resolve()), test=False)
+        for path in snapshots
+        for seed in seeds
+    ]
+    with Runner(workers, threads=1, progress=progress) as runner:
+        results = iter(runner.run(jobs, desc="snapshots (validation)"))
+    scores = []
+    for path in snapshots:
+        runs = [next(results) for _ in seeds]
+        per_seed = [r.best_val_loss for r in runs]
+        scores.append(
+            {
+                "snapshot": path.name,
+                "episodes": int(path.stem.split("-")[1]),
+                "best_val_loss": float(np.mean(per_seed)),
+                "per_seed": per_seed,
+                "diverged": [r.diverged for r in runs],
+            }
+        )
+    best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])  # ties: earlier
+    # the code-free file first, as agents.runs.save_model writes them
+    for source, name in (
+        (code_free_path(snapshots[best]), CONTROLLER_FILE),
+        (snapshots[best], ZIP_FILE),
+    ):
+        with atomic_path(Path(run) / name) as tmp:
+            shutil.copyfile(source, tmp)
+    return {"seeds": seeds, "scores": scores, "chosen": scores[best]["snapshot"]}
+
+
+def describe_selection(selection: dict[str, Any]) -> str:
+    """A Markdown table of the snapshots' validation scores (for TensorBoard and the log)."""
+    rows = [
+        f"| {s['episodes']} | {s['best_val_loss']:.4f} | "
+        f"{'**chosen**' if s['snapshot'] == selection['chosen'] else ''} |"
+        for s in selection["scores"]
+    ]
+    return (
+        f"Snapshots scored on {len(selection['seeds'])} validation episodes each "
+        f"(seeds {selection['seeds'][0]}-{selection['seeds'][-1]}):\n\n"
+        "| episodes trained | mean best validation loss | |\n| --- | --- | --- |\n"
+        + "\n".join(rows)
+    )
+
+
+def scores_by_episode(selection: dict[str, Any]) -> Sequence[tuple[int, float]]:
+    """``(episodes trained, mean best validation loss)`` per snapshot, in training order."""
+    return [(s["episodes"], s["best_val_loss"]) for s in selection["scores"]]
+
+
+def residual_base(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The env keywords that make a residual controller's action 0 reproduce ``schedule``.
+
+    Args:
+        schedule: a baseline's description (:func:`agents.baselines.schedule_to_dict`).
+
+    Returns:
+        ``action_mode="residual"``, the ``base_schedule`` (a :mod:`lrenv.schedules`
+        description) and, for schedule-free SGD, its optimizer and warmup.
+
+    Raises:
+        ValueError: for a family that is not a function of the step (reduce on plateau).
+    """
+    schedule = dict(schedule)
+    kind = schedule.pop("kind")
+    if kind == "schedule_free":
+        return {
+            "action_mode": "residual",
+            "base_schedule": {"kind": "constant", "lr": schedule["lr"]},
+            "optimizer": "schedule_free",
+            "warmup_steps": schedule["warmup_steps"],
+        }
+    if kind not in SCHEDULES:
+        raise ValueError(
+            f"a residual controller needs a schedule that is a function of the step; "
+            f"{kind!r} is not one (choose from {', '.join([*SCHEDULES, 'schedule_free'])})"
+        )
+    return {"action_mode": "residual", "base_schedule": {"kind": kind, **schedule}}
+
+
+def choose_base(
+    task: Task,
+    grids: Mapping[str, Mapping[str, Sequence[Any]]],
+    families: Sequence[str],
+    n_seeds: int = 2,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The best schedule on validation among ``families``, chosen as evaluate.py chooses
+    baselines (the same grids, seeds and score), to be the base of a residual controller.
+
+    Args:
+        task: the training task.
+        grids: family -> parameter -> values (the preset's evaluation grids).
+        families: the families to search.
+        n_seeds: selection seeds per candidate (evaluate.py's ``--grid-seeds``).
+        workers: evaluation processes.
+        progress: show a progress bar.
+
+    Returns:
+        JSON-ready: ``family``, ``schedule`` (the chosen member), ``best_val_loss`` and
+        ``env_kwargs`` (:func:`residual_base` of it).
+    """
+    wanted = candidates(grids, families)
+    with Runner(workers, threads=1, progress=progress) as runner:
+        selections = select_baselines(runner, wanted, task, selection_seeds(n_seeds))
+    scored = [
+        (min(s["best_val_loss"] for s in sel.scores), family, sel.best)
+        for family, sel in selections.items()
+    ]
+    loss, family, schedule = min(scored, key=lambda x: x[0])
+    return {
+        "family": family,
+        "schedule": schedule,
+        "best_val_loss": loss,
+        "env_kwargs": residual_base(schedule),
+    }

@@ -1,0 +1,185 @@
+"""The tasks a comparison runs on, and the methods it compares.
+
+A :class:`Task` is an env id and its keywords; :func:`resolve_tasks` decides the
+evaluation, baseline-selection and controller tasks of one comparison (the paper's Table 2
+transfer included), and :func:`check_controller_fits` refuses a controller whose
+observations do not fit a task. The controller contract lives here, in one place: the
+keywords that say how a controller's actions and observations are read
+(:data:`CONTROLLER_INTERFACE_KEYS`) travel with it to every task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+import lrenv  # noqa: F401  (registers the environments, here and in every worker)
+from agents.presets import without_task_keys
+from lrenv.features import feature_names
+
+BASELINES = (
+    "step_decay",
+    "constant",
+    "cosine",
+    "linear",
+    "wsd",
+    "plateau",
+    "schedule_free",
+)
+METHODS = ("controller", *BASELINES)
+METHOD_LABELS = {
+    "controller": "learned controller",
+    "step_decay": "step decay",
+    "constant": "constant",
+    "cosine": "cosine decay",
+    "linear": "linear decay",
+    "wsd": "warmup-stable-decay",
+    "plateau": "reduce on plateau",
+    "schedule_free": "schedule-free SGD",
+}
+# Env keywords that say how the controller's actions and observations are read. A
+# controller keeps the values it was trained with wherever it is evaluated.
+CONTROLLER_INTERFACE_KEYS = (
+    "steps_per_action",
+    "factor_base",
+    "action_mode",
+    "base_schedule",
+    "optimizer",
+    "warmup_steps",
+    "lr_bounds",
+    "feature_transform",
+    "progress_feature",
+)
+# Env keywords that change where or how a run executes, not what task it is.
+RUNTIME_KEYS = ("device", "data_root", "keep_best", "torch_threads")
+
+
+@dataclass(frozen=True)
+class Task:
+    """An env id and the keywords passed to ``gym.make``: one trainee task."""
+
+    env_id: str
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a plain dict: picklable for worker processes
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+
+    def make(self, keep_best: bool) -> gym.Env:
+        """A fresh env for this task (``keep_best`` decides whether test_best is possible)."""
+        from lrenv.vector import max_episode_steps  # torch only when an env is made
+
+        # torch_threads=None: the process's count, which the Runner sets (--threads)
+        kwargs = {"torch_threads": None, **self.env_kwargs, "keep_best": keep_best}
+        # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
+        # process has imported lrenv (this module does) but no other package
+        return gym.make(
+            self.env_id, max_episode_steps=max_episode_steps(self.env_id, kwargs), **kwargs
+        )
+
+    @property
+    def resolved_kwargs(self) -> dict[str, Any]:
+        """Every keyword the env is built with: :class:`lrenv.env.LRScheduleEnv`'s defaults,
+        the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those."""
+        from lrenv.env import env_defaults  # torch and the data loaders only when asked
+
+        return {**env_defaults(), **gym.spec(self.env_id).kwargs, **self.env_kwargs}
+
+    def same_task_as(self, other: Task) -> bool:
+        """Whether both train the same trainee the same way (runtime keywords aside)."""
+
+        def essence(task: Task) -> dict[str, Any]:
+            kwargs = task.resolved_kwargs
+            kwargs = {k: v for k, v in kwargs.items() if k not in RUNTIME_KEYS}
+            return json.loads(json.dumps(kwargs, sort_keys=True, default=list))
+
+        return essence(self) == essence(other)
+
+    @property
+    def label(self) -> str:
+        """The id and what it trains, e.g. ``lrenv/FashionMNIST-MLP-v0 (fashion_mnist, mlp)``:
+        for titles and tables, which must name the trainee, not only an id."""
+        kwargs = self.resolved_kwargs
+        return f"{self.env_id} ({kwargs.get('dataset', '?')}, {kwargs.get('model', '?')})"
+
+    def describe(self) -> str:
+        """``env_id`` and the keywords, e.g. ``lrenv/Synthetic-v0 (total_steps=100)``."""
+        kwargs = {k: v for k, v in self.env_kwargs.items() if k not in RUNTIME_KEYS}
+        if not kwargs:
+            return self.env_id
+        return f"{self.env_id} ({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{"env_id", "env_kwargs"}``."""
+        return {"env_id": self.env_id, "env_kwargs": dict(self.env_kwargs)}
+
+
+def resolve_tasks(
+    preset_env_id: str,
+    preset_env_kwargs: Mapping[str, Any],
+    controller_config: Mapping[str, Any] | None = None,
+    env_id: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    baseline_from: str | None = None,
+    baseline_env_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[Task, Task, Task | None]:
+    """The evaluation task, the task the baselines are chosen on, and the controller's task.
+
+    - Evaluation task: ``env_id`` (default: the controller's training env, else the
+      preset's) with the preset's keywords, the controller's interface keywords
+      (:data:`CONTROLLER_INTERFACE_KEYS`: what its actions and features mean) and then
+      ``env_kwargs`` over them.
+    - Baseline task: ``baseline_from`` with the evaluation keywords and
+      ``baseline_env_kwargs`` over them; by default the controller's training task (its
+      saved ``env_id`` and ``env_kwargs`` over the preset's keywords), run on the
+      evaluation task's device; without a controller, the evaluation task.
+    - Controller task: what the controller was trained on (``None`` without a controller
+      or without a saved ``env_id``).
+
+    When the baseline task is the evaluation task up to runtime keywords
+    (:data:`RUNTIME_KEYS`), the evaluation task itself is returned for it.
+    """
+    config = dict(controller_config or {})
+    trained_on = None
+    if config.get("env_id"):
+        preset_kwargs = dict(preset_env_kwargs)
+        if config["env_id"] != preset_env_id:
+            preset_kwargs = without_task_keys(preset_kwargs)
+        trained_on = Task(config["env_id"], {**preset_kwargs, **(config.get("env_kwargs") or {})})
+    chosen_id = env_id or (trained_on.env_id if trained_on else preset_env_id)
+    # a preset's task keywords never change the trainee of another id (lrenv.TASK_KEYS)
+    kwargs = dict(preset_env_kwargs)
+    if chosen_id != preset_env_id:
+        kwargs = without_task_keys(kwargs)
+    if trained_on is not None:
+        interface = {
+            k: v for k, v in trained_on.env_kwargs.items() if k in CONTROLLER_INTERFACE_KEYS
+        }
+        kwargs.update(interface)
+    kwargs.update(env_kwargs or {})
+    task = Task(chosen_id, kwargs)
+
+    if baseline_from is not None:
+        baseline = Task(baseline_from, {**kwargs, **(baseline_env_kwargs or {})})
+    elif trained_on is not None:
+        runtime = {k: v for k, v in kwargs.items() if k in RUNTIME_KEYS}
+        base = {k: v for k, v in trained_on.env_kwargs.items() if k not in RUNTIME_KEYS}
+        baseline = Task(trained_on.env_id, {**base, **runtime, **(baseline_env_kwargs or {})})
+    else:
+        baseline = Task(task.env_id, {**kwargs, **(baseline_env_kwargs or {})})
+    if baseline.same_task_as(task):
+        baseline = task
+    return task, baseline, trained_on
+
+
+def check_controller_fits(observation_size: int, task: Task) -> None:
+    """Raise ValueError when the task's observation length differs from the controller's."""
+    expected = len(feature_names(bool(task.resolved_kwargs.get("progress_feature", False))))
+    if expected != observation_size:
+        raise ValueError(
+            f"the controller reads {observation_size} features but {task.describe()} gives "
+            f"{expected}; pass the env keywords it was trained with (--env-kwargs)"
+        )

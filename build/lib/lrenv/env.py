@@ -1,0 +1,694 @@
+"""The learning-rate schedule environment (Xu et al. 2019, "Learning an Adaptive Learning
+Rate Schedule", arXiv:1909.09712)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from lrenv.data import DATASETS, check_data_root, load_dataset
+from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
+from lrenv.models import MODELS
+from lrenv.schedules import Schedule, schedule_from_dict
+from lrenv.threads import check_torch_threads, with_torch_threads
+from lrenv.trainee import Evaluation, Trainee, check_optimizer, check_precision, resolve_device
+
+PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
+ACTION_MODES = ("scale", "absolute", "residual")
+REWARDS = ("loss", "delta")
+OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
+
+
+class LRScheduleEnv(gym.Env):
+    """
+    ## Description
+
+    A neural network (the *trainee*) trains with SGD; the agent is its learning-rate
+    controller. Every ``steps_per_action`` SGD steps the agent sees the training dynamics
+    and multiplies the learning rate by a factor of its choice; its reward is minus the
+    validation loss. One episode is one training run of ``total_steps`` SGD steps, from a
+    freshly initialised network. This is the environment of Xu, Dai, Kemp, Metz and Sun
+    (2019), "Learning an Adaptive Learning Rate Schedule".
+
+    ## Action Space
+
+    ``Box(-1, 1, (1,), float32)``. The new learning rate is
+    ``clip(lr * factor_base ** a, *lr_bounds)``: monotone in ``a``, unchanged at ``a = 0``.
+    With the default ``factor_base=2`` one decision at most halves or doubles the rate.
+    ``factor_base = 10 ** c`` is the same as an additive log-rate action
+    ``log10(lr) += c * a``.
+
+    ``action_mode="absolute"`` (an option beyond the paper, and outside the v0 contract's
+    "factor of the previous rate") maps the action straight onto the rate, log-uniformly
+    over ``lr_bounds``: ``lr = low * (high / low) ** ((a + 1) / 2)``. Exploration noise
+    then does not accumulate over decisions, and a schedule is a plain function of the
+    observation (with ``progress_feature``, of training progress).
+
+    ``action_mode="residual"`` (beyond the paper) scales a fixed schedule instead of the
+    previous rate: ``lr = base(t) * factor_base ** a``, where ``base`` is
+    ``base_schedule`` (a :mod:`lrenv.schedules` description such as
+    ``{"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2}``) at the decision's first SGD step.
+    An action of 0 reproduces that schedule exactly; deviations do not accumulate.
+    Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
+    but shape ``()`` or ``(1,)``), or one that is not a real number (a string, complex
+    number, bool or None), raises ``ValueError`` and leaves the environment as it was.
+
+    ## Observation Space
+
+    ``Box(-1e6, 1e6, (n,), float32)``; ``n`` is 7, or 8 with
+    ``progress_feature=True``. ``env.unwrapped.feature_names`` names the entries.
+
+    | Num | Observation       | Definition                                                |
+    |-----|-------------------|-----------------------------------------------------------|
+    | 0   | train_loss        | mean training cross-entropy over the last chunk of steps  |
+    | 1   | val_loss          | cross-entropy on the validation subset                    |
+    | 2   | pred_var          | mean over classes of the variance over validation         |
+    |     |                   | examples of the softmax predictions                       |
+    | 3   | pred_change_var   | the same variance of the change of the predictions since  |
+    |     |                   | the previous decision (0 at reset)                        |
+    | 4   | weight_mean       | mean of the final dense layer's weights                   |
+    | 5   | weight_var        | variance of the final dense layer's weights               |
+    | 6   | log10_lr          | log10 of the learning rate in effect                      |
+    | 7   | progress          | fraction of ``total_steps`` done (``progress_feature``)   |
+
+    With ``feature_transform="log"``, entries 2, 3 and 5 are ``log10(v + 1e-10)`` instead.
+    At reset, the training loss is measured on one batch without a step. The variance
+    features use the same validation forward pass as the reward (one pass per decision).
+
+    ## Rewards
+
+    ``-val_loss`` after each step (a Python float). With ``final_reward_weight=w > 0`` the
+    last step adds ``-w * val_loss``, so the final loss counts more.
+
+    ``reward="delta"`` (beyond the paper) pays the decrease of the validation loss instead,
+    ``L_{t-1} - L_t``: dense, and undiscounted it sums to ``L_0 - L_T``, so the return is
+    the final loss (up to the start, which no action changes), the quantity the
+    evaluation scores, rather than the area under the validation curve. A divergence
+    then pays ``L_{t-1} - divergence_loss``, as if the run had ended at that loss.
+
+    A diverging trainee
+    earns ``-divergence_loss`` for this and every decision it did not get to make, so
+    diverging is never cheaper than training on. Every per-step reward therefore lies in
+    ``[-divergence_loss, 0]`` (a bounded scale PPO's critic can learn), apart from the
+    optional final term.
+
+    ## Starting State
+
+    A freshly initialised network (from a seed drawn with ``self.np_random``) and an
+    initial learning rate: the reset option ``initial_lr`` when given, else under
+    ``action_mode="residual"`` the base schedule's first rate, else ``initial_lr``, or when
+    that is ``None`` one of ``initial_lrs`` drawn uniformly with ``self.np_random``.
+
+    ## Episode End
+
+    Truncation after ``total_steps`` SGD steps (``total_steps / steps_per_action``
+    decisions). Termination when the trainee diverges: a non-finite loss or weight, a
+    validation loss above ``divergence_loss`` (default twice the chance-level loss
+    ``2 ln C``: worse than guessing by far), or a feature beyond +-1e6; then
+    ``info["diverged"]`` is True and the observation is the last finite
+    one with the learning rate updated. Once the episode has ended, ``step()`` raises
+    ``RuntimeError`` (it would train on past the end) until ``reset()`` starts a new one;
+    vector envs reset finished envs themselves.
+
+    ## Arguments
+
+    | keyword             | default            | meaning                                       |
+    |---------------------|--------------------|-----------------------------------------------|
+    | dataset             | "fashion_mnist"    | "fashion_mnist", "cifar10" or "synthetic"     |
+    | model               | "cnn"              | "cnn" (LeNet-5), "resnet" (ResNet-18), "mlp"  |
+    | batch_size          | 1000               | examples per SGD step                         |
+    | steps_per_action    | 10                 | SGD steps between decisions                   |
+    | total_steps         | 1000               | SGD steps per episode                         |
+    | initial_lr          | None               | a float, or None to draw from initial_lrs     |
+    | initial_lrs         | (1e-2, 1e-3, 1e-4) | the paper's initial rates                     |
+    | lr_bounds           | (1e-6, 1.0)        | the learning rate is kept inside              |
+    | factor_base         | 2.0                | factor = factor_base ** action                |
+    | action_mode         | "scale"            | "scale" (paper) or "absolute" (see above)     |
+    | base_schedule       | None               | the schedule a residual action scales         |
+    | reward              | "loss"             | "loss" (paper: -L_t) or "delta" (L_{t-1}-L_t) |
+    | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
+    | optimizer           | "sgd"              | "sgd" (paper) or "schedule_free" (baseline)   |
+    | warmup_steps        | 0                  | schedule-free SGD's own warmup, in SGD steps  |
+    | val_size            | None               | validation examples used (None: all 10k)      |
+    | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
+    | progress_feature    | False              | append the fraction of training done          |
+    | final_reward_weight | 0.0                | extra weight on the final validation loss     |
+    |                     |                    | (finite, >= 0)                                |
+    | divergence_loss     | None               | divergence threshold on the validation loss,  |
+    |                     |                    | and the loss charged per lost decision        |
+    |                     |                    | (finite, > 0; None: 2 ln C)                   |
+    | keep_best           | False              | keep the best-validation weights (for tests)  |
+    | data_root           | None               | where to look for the dataset first           |
+    | device              | "auto"             | "auto", "cpu" or "cuda"                       |
+    | compile             | False              | torch.compile the trainee: True, or "eval"    |
+    |                     |                    | for the validation pass only (1.6x faster on  |
+    |                     |                    | a CPU for the CNN; costs seconds to compile)  |
+    | precision           | "fp32"             | "fp32", or "bf16" for bfloat16 mixed-precision|
+    |                     |                    | forward passes (faster on GPUs and AMX CPUs;  |
+    |                     |                    | weights and updates stay fp32)                |
+    | torch_threads       | 1                  | torch's CPU threads while the env computes    |
+    |                     |                    | (the caller's count is restored after each    |
+    |                     |                    | call); None: the process's own setting. More  |
+    |                     |                    | than the free cores slows training many times |
+    | render_mode         | None               | "rgb_array": ``render()`` draws the episode   |
+
+    Every number is checked when the env is made: a bool, a NaN or infinity where a
+    finite number is expected, or a value out of range raises ``ValueError`` naming the
+    keyword. ``reset(options={"initial_lr": x})`` takes a positive, finite ``x`` (clipped
+    to ``lr_bounds``; it also overrides ``base_schedule``'s first rate); any other option
+    raises ``ValueError`` and leaves the env as it was.
+
+    ``info`` holds ``lr``, ``train_loss``, ``val_loss``, ``val_accuracy``, ``sgd_step``,
+    ``best_val_loss`` and ``diverged``. The test split is never read for observations or
+    rewards; ``test_best()`` evaluates the best-validation checkpoint on it once
+    (with ``keep_best=True``), for evaluation scripts.
+
+    ## Version History
+
+    * v0: initial version. Since then, options only (defaults unchanged): ``action_mode``
+      "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
+      and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
+      ``final_reward_weight``, ``precision``, ``compile``, ``torch_threads`` (new: the
+      trainee computes with 1 thread unless told otherwise). Every named id now pins its
+      whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
+      cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
+      contract are now refused (no learning result changes): ``step()`` after the episode
+      ended, NaN, infinite or bool keyword values, reset options other than a valid
+      ``initial_lr``, and string, complex, bool or None actions.
+
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import lrenv
+    >>> env = gym.make("lrenv/Synthetic-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape
+    (7,)
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        dataset: str = "fashion_mnist",
+        model: str = "cnn",
+        batch_size: int = 1000,
+        steps_per_action: int = 10,
+        total_steps: int = 1000,
+        initial_lr: float | None = None,
+        initial_lrs: tuple[float, ...] = PAPER_INITIAL_LRS,
+        lr_bounds: tuple[float, float] = (1e-6, 1.0),
+        factor_base: float = 2.0,
+        action_mode: str = "scale",
+        base_schedule: dict[str, Any] | None = None,
+        reward: str = "loss",
+        momentum: float = 0.0,
+        optimizer: str = "sgd",
+        warmup_steps: int = 0,
+        val_size: int | None = None,
+        feature_transform: str = "raw",
+        progress_feature: bool = False,
+        final_reward_weight: float = 0.0,
+        divergence_loss: float | None = None,
+        keep_best: bool = False,
+        data_root: str | None = None,
+        device: str = "auto",
+        compile: bool | str = False,
+        precision: str = "fp32",
+        torch_threads: int | None = 1,
+        render_mode: str | None = None,
+    ) -> None:
+        _validate_config(
+            dataset=dataset,
+            model=model,
+            batch_size=batch_size,
+            steps_per_action=steps_per_action,
+            total_steps=total_steps,
+            initial_lr=initial_lr,
+            initial_lrs=initial_lrs,
+            lr_bounds=lr_bounds,
+            factor_base=factor_base,
+            action_mode=action_mode,
+            base_schedule=base_schedule,
+            reward=reward,
+            momentum=momentum,
+            optimizer=optimizer,
+            warmup_steps=warmup_steps,
+            val_size=val_size,
+            feature_transform=feature_transform,
+            final_reward_weight=final_reward_weight,
+            divergence_loss=divergence_loss,
+            precision=precision,
+        )
+        check_torch_threads(torch_threads)
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.torch_threads = torch_threads
+        self.steps_per_action = steps_per_action
+        self.total_steps = total_steps
+        self.initial_lr = initial_lr
+        self.initial_lrs = tuple(float(lr) for lr in initial_lrs)
+        self.lr_bounds = (float(lr_bounds[0]), float(lr_bounds[1]))
+        self.factor_base = float(factor_base)
+        self.action_mode = action_mode
+        self.base_schedule: Schedule | None = (
+            None if base_schedule is None else schedule_from_dict(base_schedule)
+        )
+        self.reward = reward
+        self.feature_transform = feature_transform
+        self.progress_feature = progress_feature
+        self.final_reward_weight = final_reward_weight
+        self.keep_best = keep_best
+        self.feature_names = feature_names(progress_feature)
+
+        data = load_dataset(dataset, data_root)
+        self.divergence_loss = resolve_divergence_loss(divergence_loss, data.num_classes)
+        self.trainee = Trainee(
+            data,
+            model,
+            batch_size,
+            momentum,
+            val_size,
+            resolve_device(device),
+            compile=compile,
+            precision=precision,
+            optimizer=optimizer,
+            warmup_steps=warmup_steps,
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        n = len(self.feature_names)
+        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
+        self._obs: np.ndarray | None = None
+        self._probs = None
+        self._history: list[tuple[int, float, float]] = []  # (sgd_step, lr, val_loss)
+        self._ended: str | None = None  # why the episode ended, once it has
+
+    @property
+    def decisions(self) -> int:
+        """Decisions per episode."""
+        return self.total_steps // self.steps_per_action
+
+    @with_torch_threads
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new training run: fresh weights, a new batch order, an initial rate.
+
+        ``options={"initial_lr": x}`` (``x`` positive and finite, clipped to ``lr_bounds``)
+        sets this episode's initial rate; it is the only option, and anything else raises
+        ``ValueError`` and leaves the env as it was.
+        """
+        lr = check_reset_options(options)  # before anything changes: a bad option leaves
+        super().reset(seed=seed)  # the env as it was, mid-episode or not
+        trainee_seed = int(self.np_random.integers(2**31 - 1))
+        if lr is None and self.base_schedule is not None:
+            lr = self.base_schedule.lr_at(0, self.total_steps)
+        if lr is None:
+            lr = self.initial_lr
+        if lr is None:
+            lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
+        lr = float(np.clip(lr, *self.lr_bounds))
+        self.trainee.reset(trainee_seed, lr)
+        train_loss = self.trainee.peek_train_loss()
+        evaluation = self.trainee.evaluate()
+        self._probs = evaluation.probs
+        self.trainee.record_validation(evaluation.loss, self.keep_best)
+        self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
+        self._history = [(0, lr, evaluation.loss)]
+        self._last_val_loss = evaluation.loss
+        self._ended = None
+        info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
+        return self._obs.copy(), info
+
+    @with_torch_threads
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Scale the learning rate by the action's factor and train ``steps_per_action`` steps."""
+        self.begin_step(action)
+        trainee = self.trainee
+        train_loss = trainee.train_steps(self.steps_per_action)
+        evaluation = None
+        if math.isfinite(train_loss) and trainee.is_finite():
+            evaluation = trainee.evaluate()
+        return self.finish_step(train_loss, evaluation)
+
+    def check_can_step(self) -> None:
+        """RuntimeError unless an episode is running: before any reset, or after it ended."""
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        if self._ended is not None:
+            raise RuntimeError(f"the episode has ended ({self._ended}); call reset() first")
+
+    def begin_step(self, action: np.ndarray) -> float:
+        """The first half of :meth:`step`: check the action and set the rate it asks for.
+
+        Split from ``step`` so that :mod:`lrenv.vector` can train many trainees at once
+        between the two halves. Returns the new learning rate.
+        """
+        self.check_can_step()
+        a = check_action(action)
+        if self.action_mode == "residual":
+            base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)
+            lr = residual_lr(base, a, self.factor_base)
+        else:
+            lr = scaled_lr(self.trainee.lr, a, self.factor_base, self.lr_bounds, self.action_mode)
+        self.trainee.set_lr(lr)
+        return lr
+
+    def finish_step(
+        self, train_loss: float, evaluation: Evaluation | None
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """The second half of :meth:`step`, after ``steps_per_action`` SGD steps.
+
+        Args:
+            train_loss: the mean training loss of those steps (may be non-finite).
+            evaluation: the validation pass after them; ``None`` when the trainee's loss or
+                weights are not finite (it diverged).
+        """
+        trainee = self.trainee
+        truncated = trainee.sgd_step >= self.total_steps
+        if evaluation is not None:
+            obs = self._features(train_loss, evaluation.loss, evaluation.probs)
+        if evaluation is None or looks_diverged(evaluation.loss, obs, self.divergence_loss):
+            return self._diverged(train_loss)
+        self._probs = evaluation.probs
+        self._obs = obs
+        self._history.append((trainee.sgd_step, trainee.lr, evaluation.loss))
+        trainee.record_validation(evaluation.loss, self.keep_best)
+        if self.reward == "delta":
+            reward = self._last_val_loss - evaluation.loss
+        else:
+            reward = -evaluation.loss
+        self._last_val_loss = evaluation.loss
+        if truncated:
+            reward -= self.final_reward_weight * evaluation.loss
+            self._ended = f"truncated after total_steps={self.total_steps} SGD steps"
+        info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
+        return obs.copy(), float(reward), False, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: this episode's learning rate and validation
+        loss over SGD steps, as an RGB image."""
+        if self.render_mode != "rgb_array":
+            return None
+        from lrenv.plotting import episode_figure, figure_image
+
+        return figure_image(episode_figure(**self.episode_trace()))
+
+    def episode_trace(self) -> dict[str, list]:
+        """This episode so far, as :func:`lrenv.plotting.episode_figure` draws it: each
+        decision's rate with the SGD step where it stopped applying (``ends``, ``lrs``), and
+        the validation losses from reset on (``val_steps``, ``val_losses``)."""
+        steps, lrs, losses = (list(column) for column in zip(*self._history, strict=True))
+        return {"ends": steps[1:], "lrs": lrs[1:], "val_steps": steps, "val_losses": losses}
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate exactly, bypassing the action and ``lr_bounds``.
+
+        For hand-written schedules (step decay, cosine) that must run exactly as scheduled:
+        call it, then ``step`` with action 0 (factor 1) to train at that rate.
+        """
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be positive and finite, got {lr}")
+        if self._obs is None:
+            raise RuntimeError("call reset() before set_lr()")
+        if self.action_mode != "scale":
+            raise RuntimeError(
+                f"set_lr needs action_mode='scale': under {self.action_mode!r} the next action "
+                "sets the rate anew, so a rate set here would not hold"
+            )
+        self.trainee.set_lr(float(lr))
+        self._obs[self.feature_names.index("log10_lr")] = math.log10(lr)
+
+    @with_torch_threads
+    def test_best(self) -> dict[str, float]:
+        """Test loss and accuracy of this episode's best-validation checkpoint (``keep_best``)."""
+        if not self.keep_best:
+            raise RuntimeError("test_best() needs the env made with keep_best=True")
+        result = self.trainee.test_best()
+        return {
+            "test_loss": result.loss,
+            "test_accuracy": result.accuracy,
+            "best_val_loss": self.trainee.best_val_loss,
+        }
+
+    def _diverged(self, train_loss: float) -> tuple[np.ndarray, float, bool, bool, dict]:
+        remaining = (self.total_steps - self.trainee.sgd_step) // self.steps_per_action
+        if self.reward == "delta":  # as if the run ended at the divergence threshold
+            reward = self._last_val_loss - self.divergence_loss
+        else:
+            reward = -self.divergence_loss * (remaining + 1)
+        reward -= self.final_reward_weight * self.divergence_loss
+        obs = self._obs.copy()
+        obs[self.feature_names.index("log10_lr")] = math.log10(self.trainee.lr)
+        if self.progress_feature:
+            obs[self.feature_names.index("progress")] = self.trainee.sgd_step / self.total_steps
+        self._obs = obs
+        self._ended = "terminated: the trainee diverged"
+        info = self._info(train_loss, math.nan, math.nan, diverged=True)
+        return obs.copy(), float(reward), True, False, info
+
+    def _features(self, train_loss: float, val_loss: float, probs) -> np.ndarray:
+        progress = self.trainee.sgd_step / self.total_steps if self.progress_feature else None
+        return compute_features(
+            train_loss=train_loss,
+            val_loss=val_loss,
+            probs=probs,
+            prev_probs=probs if self._probs is None or self.trainee.sgd_step == 0 else self._probs,
+            weight=self.trainee.final_weight(),
+            lr=self.trainee.lr,
+            progress=progress,
+            transform=self.feature_transform,
+        )
+
+    def _info(self, train_loss: float, val_loss: float, val_accuracy: float, diverged: bool):
+        return {
+            "lr": self.trainee.lr,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "sgd_step": self.trainee.sgd_step,
+            "best_val_loss": self.trainee.best_val_loss,
+            "diverged": diverged,
+        }
+
+
+@functools.cache
+def _env_defaults() -> tuple[tuple[str, Any], ...]:
+    parameters = inspect.signature(LRScheduleEnv.__init__).parameters.values()
+    return tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
+
+
+def env_defaults() -> dict[str, Any]:
+    """The default of every keyword of :class:`LRScheduleEnv` (read from its signature):
+    what an id's registered keywords and a user's keywords are merged over."""
+    return dict(_env_defaults())
+
+
+def resolve_divergence_loss(divergence_loss: float | None, num_classes: int) -> float:
+    """``divergence_loss``, or by default twice the chance-level loss ``2 ln C``."""
+    return 2.0 * math.log(num_classes) if divergence_loss is None else float(divergence_loss)
+
+
+def looks_diverged(val_loss: float, obs: np.ndarray, divergence_loss: float) -> bool:
+    """The divergence test after a decision's finite training steps: a validation loss
+    above ``divergence_loss`` (or NaN), or a feature beyond ``OBS_LIMIT``.
+
+    Shared with the drop-in scheduler, so both call the same runs diverged.
+    """
+    return not val_loss <= divergence_loss or not (np.abs(obs) <= OBS_LIMIT).all()
+
+
+def scaled_lr(
+    lr: float,
+    action: float,
+    factor_base: float,
+    lr_bounds: tuple[float, float],
+    action_mode: str = "scale",
+) -> float:
+    """The learning rate after an action.
+
+    ``"scale"``: ``lr * factor_base ** action`` kept in ``lr_bounds``; an action of exactly
+    0 keeps the rate as it is, even one set outside the bounds by ``set_lr``.
+    ``"absolute"``: ``low * (high / low) ** ((action + 1) / 2)``, whatever ``lr`` was.
+    Shared with the drop-in scheduler so both map actions alike.
+    """
+    low, high = lr_bounds
+    if action_mode == "absolute":
+        return float(low * (high / low) ** ((action + 1.0) / 2.0))
+    if action == 0.0:
+        return lr
+    return float(np.clip(lr * factor_base**action, low, high))
+
+
+def residual_lr(base_lr: float, action: float, factor_base: float) -> float:
+    """The residual action's rate: ``base_lr * factor_base ** action`` (``base_lr`` at 0).
+
+    Shared with the drop-in scheduler so both map actions alike. A base rate of 0 (the end
+    of a decay to zero) stays 0 whatever the action.
+    """
+    return float(base_lr * factor_base**action)
+
+
+def check_action(action: Any) -> float:
+    """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one, or
+    one that is not a real number (a string, complex number, bool or None)."""
+    try:
+        array = np.asarray(action)
+    except (TypeError, ValueError) as err:  # a ragged list, say
+        raise ValueError(
+            f"action must be a number or an array of shape (1,), got {action!r}"
+        ) from err
+    if array.dtype.kind not in "iuf":  # "b" bool, "c" complex, "U" str, "O" None and others
+        raise ValueError(
+            "action must be a real number or an array of shape (1,) of floats, "
+            f"got {action!r} (dtype {array.dtype})"
+        )
+    if array.shape not in ((), (1,)):
+        raise ValueError(f"action must have shape (1,), got shape {array.shape}")
+    value = float(array.reshape(()))
+    if not math.isfinite(value):
+        raise ValueError(f"action must be finite, got {value}")
+    return float(np.clip(value, -1.0, 1.0))
+
+
+def check_reset_options(options: Mapping[str, Any] | None) -> float | None:
+    """The ``initial_lr`` reset option as a float (None when not given); ValueError for
+    anything else, so that a typo never passes silently."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping) or set(options) - {"initial_lr"}:
+        raise ValueError(
+            "reset options allow only 'initial_lr' (a positive, finite learning rate), "
+            f"e.g. options={{'initial_lr': 0.01}}; got {options!r}"
+        )
+    if "initial_lr" not in options:
+        return None
+    lr = options["initial_lr"]
+    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"reset option 'initial_lr' must be a positive, finite number, got {lr!r}")
+    return float(lr)
+
+
+def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """Check the keywords ``gym.make(env_id, **env_kwargs)`` would pass to
+    :class:`LRScheduleEnv` without building it (no data is loaded): the check a parent
+    process makes before starting env workers, so that a mistake is reported here rather
+    than as a worker's broken pipe.
+
+    Ids that another class makes are only checked to exist.
+
+    Args:
+        env_id: a registered id (``"module:id"`` is accepted).
+        env_kwargs: keywords over the id's registered ones.
+
+    Raises:
+        ValueError: naming the keyword and what it accepts.
+        gymnasium.error.Error: for an id that is not registered.
+    """
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        importlib.import_module(module)
+    spec = gym.spec(env_id)
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(module), name)
+    if not (isinstance(entry, type) and issubclass(entry, LRScheduleEnv)):
+        return
+    kwargs = {**spec.kwargs, **env_kwargs}
+    defaults = env_defaults()
+    unknown = sorted(set(kwargs) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown env keyword(s) {', '.join(map(repr, unknown))} for {env_id}; "
+            f"the keywords are: {', '.join(sorted(defaults))}"
+        )
+    config = {**defaults, **kwargs}
+    _validate_config(**config)
+    if config["render_mode"] not in (None, *LRScheduleEnv.metadata["render_modes"]):
+        raise ValueError(f"render_mode must be None or 'rgb_array', got {config['render_mode']!r}")
+    check_data_root(config["dataset"], config["data_root"])
+
+
+def _is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (numpy scalars included), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _validate_config(**c: Any) -> None:
+    """Raise ValueError, naming what is allowed, for an impossible configuration."""
+    if c["dataset"] not in DATASETS:
+        raise ValueError(f"unknown dataset {c['dataset']!r}; choose one of {', '.join(DATASETS)}")
+    if c["model"] not in MODELS:
+        raise ValueError(f"unknown model {c['model']!r}; choose one of {', '.join(MODELS)}")
+    check_precision(c["precision"])  # before the data loads; the trainee checks the device
+    check_optimizer(c["optimizer"], c["warmup_steps"])
+    if c["reward"] not in REWARDS:
+        raise ValueError(f"unknown reward {c['reward']!r}; choose one of {', '.join(REWARDS)}")
+    if (c["action_mode"] == "residual") != (c["base_schedule"] is not None):
+        raise ValueError(
+            "action_mode='residual' scales base_schedule, and base_schedule is read only by "
+            "it: give both (e.g. base_schedule={'kind': 'wsd', 'peak_lr': 0.3, "
+            f"'cooldown': 0.2}}), got action_mode={c['action_mode']!r}, "
+            f"base_schedule={c['base_schedule']!r}"
+        )
+    if c["base_schedule"] is not None:
+        schedule_from_dict(c["base_schedule"])  # ValueError naming the kinds
+    for key in ("batch_size", "steps_per_action", "total_steps"):
+        value = c[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    if c["total_steps"] % c["steps_per_action"]:
+        raise ValueError(
+            f"total_steps ({c['total_steps']}) must be a multiple of steps_per_action "
+            f"({c['steps_per_action']})"
+        )
+    bounds = c["lr_bounds"]
+    try:
+        low, high = bounds
+    except (TypeError, ValueError):
+        low = high = None
+    if not (_is_real(low) and _is_real(high) and 0 < low < high and math.isfinite(high)):
+        raise ValueError(
+            f"lr_bounds must be two numbers (low, high) with 0 < low < high < inf, got {bounds!r}"
+        )
+    rates = [c["initial_lr"]] if c["initial_lr"] is not None else list(c["initial_lrs"])
+    if not rates or not all(_is_real(r) and math.isfinite(r) and r > 0 for r in rates):
+        raise ValueError(
+            f"initial learning rates (initial_lr, or initial_lrs when it is None) must be "
+            f"positive, finite numbers, got {rates!r}"
+        )
+    if c["action_mode"] not in ACTION_MODES:
+        raise ValueError(
+            f"unknown action_mode {c['action_mode']!r}; choose one of {', '.join(ACTION_MODES)}"
+        )
+    base = c["factor_base"]
+    if not (_is_real(base) and math.isfinite(base) and base > 1):
+        raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
+    if not (_is_real(c["momentum"]) and 0 <= c["momentum"] < 1):
+        raise ValueError(f"momentum must be a number in [0, 1), got {c['momentum']!r}")
+    if c["val_size"] is not None and (not isinstance(c["val_size"], int) or c["val_size"] < 2):
+        raise ValueError(f"val_size must be None (all) or an integer >= 2, got {c['val_size']!r}")
+    if c["feature_transform"] not in FEATURE_TRANSFORMS:
+        raise ValueError(
+            f"unknown feature_transform {c['feature_transform']!r}; "
+            f"choose one of {', '.join(FEATURE_TRANSFORMS)}"
+        )
+    weight = c["final_reward_weight"]
+    if not (_is_real(weight) and math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")
+    limit = c["divergence_loss"]
+    if limit is not None and not (_is_real(limit) and math.isfinite(limit) and limit > 0):
+        raise ValueError(
+            f"divergence_loss must be None (2 ln C) or a positive, finite number, got {limit!r}"
+        )

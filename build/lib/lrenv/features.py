@@ -1,0 +1,104 @@
+"""The controller's observation: the paper's seven training-dynamics features, and extras.
+
+One function computes them for the env, the batched env and the drop-in scheduler, so the
+three always agree. Inputs may carry leading batch dimensions (one per trainee).
+
+Definitions (``P`` probe examples, ``C`` classes, ``p`` the softmax of the logits):
+
+====  =================  ===================================================================
+ #    name               value
+====  =================  ===================================================================
+ 0    train_loss         mean cross-entropy of the training batches since the last decision
+ 1    val_loss           mean cross-entropy on the validation subset
+ 2    pred_var           mean over classes of the variance over probe examples of ``p``
+ 3    pred_change_var    the same variance of ``p - p_prev`` (``p_prev``: at the previous
+                         decision; 0 at reset)
+ 4    weight_mean        mean of the final dense layer's weight matrix
+ 5    weight_var         variance of the final dense layer's weight matrix
+ 6    log10_lr           log10 of the learning rate in effect
+ 7    progress           fraction of the episode's SGD steps done (optional extra)
+====  =================  ===================================================================
+
+With ``feature_transform="log"`` entries 2, 3 and 5 are replaced by ``log10(v + 1e-10)``:
+raw, they span orders of magnitude, which an MLP controller reads poorly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+PAPER_FEATURES = (
+    "train_loss",
+    "val_loss",
+    "pred_var",
+    "pred_change_var",
+    "weight_mean",
+    "weight_var",
+    "log10_lr",
+)
+EXTRA_FEATURES = ("progress",)
+FEATURE_NAMES = PAPER_FEATURES + EXTRA_FEATURES
+FEATURE_TRANSFORMS = ("raw", "log")
+_LOGGED = (2, 3, 5)  # variance features, log-scaled under feature_transform="log"
+LOG_EPS = 1e-10
+
+
+def feature_names(progress_feature: bool) -> tuple[str, ...]:
+    """Names of the observation entries for a given configuration."""
+    return FEATURE_NAMES if progress_feature else PAPER_FEATURES
+
+
+def prediction_variance(probs: torch.Tensor) -> torch.Tensor:
+    """Mean over classes of the variance over examples: ``(..., P, C) -> (...)``."""
+    return probs.var(dim=-2, unbiased=False).mean(dim=-1)
+
+
+def compute_features(
+    *,
+    train_loss: torch.Tensor | float,
+    val_loss: torch.Tensor | float,
+    probs: torch.Tensor,
+    prev_probs: torch.Tensor,
+    weight: torch.Tensor,
+    lr: torch.Tensor | float,
+    progress: torch.Tensor | float | None = None,
+    transform: str = "raw",
+) -> np.ndarray:
+    """The observation vector(s), float32.
+
+    Args:
+        train_loss: mean training loss since the last decision, shape ``(...)``.
+        val_loss: validation loss, shape ``(...)``.
+        probs: softmax predictions on the probe set, ``(..., P, C)``.
+        prev_probs: the same at the previous decision (``probs`` itself at reset).
+        weight: the final dense layer's weight, ``(..., out, in)``.
+        lr: the learning rate in effect, shape ``(...)``.
+        progress: fraction of the episode done; ``None`` leaves the entry out.
+        transform: ``"raw"`` (the paper) or ``"log"`` (log10 of the variance features).
+
+    Returns:
+        ``(..., 7)`` or ``(..., 8)`` float32 array, ordered as :data:`FEATURE_NAMES`.
+    """
+    if transform not in FEATURE_TRANSFORMS:
+        raise ValueError(
+            f"unknown feature_transform {transform!r}; choose one of {FEATURE_TRANSFORMS}"
+        )
+    with torch.no_grad():
+        flat_weight = weight.flatten(start_dim=-2).double()
+        columns = [
+            torch.as_tensor(train_loss, dtype=torch.float64),
+            torch.as_tensor(val_loss, dtype=torch.float64),
+            prediction_variance(probs.double()),
+            prediction_variance(probs.double() - prev_probs.double()),
+            flat_weight.mean(dim=-1),
+            flat_weight.var(dim=-1, unbiased=False),
+            torch.log10(torch.as_tensor(lr, dtype=torch.float64)),
+        ]
+        if progress is not None:
+            columns.append(torch.as_tensor(progress, dtype=torch.float64))
+        device = columns[2].device
+        stacked = torch.stack(torch.broadcast_tensors(*[c.to(device) for c in columns]), dim=-1)
+        if transform == "log":
+            stacked[..., _LOGGED] = torch.log10(stacked[..., _LOGGED] + LOG_EPS)
+    return stacked.cpu().numpy().astype(np.float32)

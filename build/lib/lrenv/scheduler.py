@@ -1,0 +1,662 @@
+"""A trained controller as a drop-in learning-rate scheduler for any PyTorch training loop.
+
+Users who train their own models add two lines to the loop they have, as with
+``torch.optim.lr_scheduler``::
+
+    scheduler = LearnedLRScheduler(optimizer, "runs/x", model=model,
+                                   val_data=(x_val, y_val), total_steps=len(batches))
+    for x, y in batches:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step(loss)
+
+Every ``every`` steps (the controller's ``steps_per_action`` by default) the scheduler
+computes the env's observation with :func:`lrenv.features.compute_features` (the same
+code as :class:`lrenv.env.LRScheduleEnv`), asks the controller for its deterministic
+action, and scales the learning rate of the first parameter group with
+:func:`lrenv.env.scaled_lr`; every other group keeps its initial ratio to the first.
+
+**The first decision.** The env observes once at reset, before any SGD step (the training
+loss of the first batch without a step, a validation pass, prediction-change variance 0),
+and acts before each chunk of ``every`` steps. The scheduler makes its validation pass of
+that initial observation when it is constructed, so build it right before the loop, with
+the model in its initial state. Then either:
+
+- call ``scheduler.start(first_batch_loss)`` before the first ``optimizer.step()``, with
+  the loss of the first batch computed without a step: the first decision sets the
+  learning rate of the very first step, and the whole decision sequence is the env's
+  exactly (the equality test in ``tests/test_scheduler.py`` checks this); or
+- just call ``step(loss)``: the first call takes its loss (the first batch's, computed
+  before that update) as the initial training loss and makes the first decision then.
+  The only difference from the env is that the first optimizer step runs at the
+  optimizer's own initial rate; the decisions after it fall on the same steps as the
+  env's (``every``, ``2 * every``, ...).
+
+With ``total_steps`` given, decisions stop where the env's episode ends: the last one is
+made at step ``total_steps - every`` and the rate stays as it is after that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from os import PathLike
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+
+from lrenv.controller import Controller
+from lrenv.data import Split
+from lrenv.env import (
+    check_action,
+    env_defaults,
+    looks_diverged,
+    residual_lr,
+    resolve_divergence_loss,
+    scaled_lr,
+)
+from lrenv.features import compute_features, feature_names
+from lrenv.models import final_linear
+from lrenv.schedules import schedule_from_dict
+from lrenv.trainee import Evaluation, evaluate_module
+
+SCHEDULER_SETTINGS = (
+    "factor_base",
+    "action_mode",
+    "base_schedule",
+    "lr_bounds",
+    "feature_transform",
+    "progress_feature",
+    "steps_per_action",
+    "total_steps",
+    "divergence_loss",
+)
+"""The env keywords that decide how a controller's decisions map onto a training loop."""
+
+
+@contextlib.contextmanager
+def _evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """Within: the weights an evaluation reads. For schedule-free optimizers (those with
+    ``train()``/``eval()``, e.g. ``schedulefree.SGDScheduleFree``) that is their average,
+    as in the env; the training mode is restored after. Other optimizers: unchanged."""
+    switch_eval = getattr(optimizer, "eval", None)
+    switch_train = getattr(optimizer, "train", None)
+    groups = getattr(optimizer, "param_groups", [])
+    schedule_free = callable(switch_eval) and callable(switch_train)
+    was_training = schedule_free and bool(groups and groups[0].get("train_mode", True))
+    if schedule_free:
+        switch_eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            switch_train()
+
+
+def resolve_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of the env a controller was trained on, every default filled in.
+
+    :class:`lrenv.env.LRScheduleEnv`'s defaults (read from its signature), then the
+    keywords registered for ``config["env_id"]``, then ``config["env_kwargs"]``: what
+    ``gym.make(env_id, **env_kwargs)`` built during training.
+
+    Args:
+        config: a controller's training configuration (``Controller.config``); an empty
+            one gives the env's defaults.
+
+    Returns:
+        Every keyword of ``LRScheduleEnv`` (``lr_bounds`` as a tuple of floats).
+
+    Raises:
+        ValueError: when ``env_id`` is not a registered environment.
+    """
+    defaults = env_defaults()
+    registered: dict[str, Any] = {}
+    env_id = config.get("env_id")
+    if env_id:
+        module, _, name = str(env_id).rpartition(":")
+        if module:  # "package:id", as gym.make accepts: the package registers the id
+            importlib.import_module(module)
+        try:
+            registered = dict(gym.spec(name).kwargs)
+        except gym.error.Error as err:
+            raise ValueError(
+                f"the controller was trained on {env_id!r}, which is not a registered "
+                "environment here; import the package that registers it first (`import "
+                "lrenv` for lrenv's ids)"
+            ) from err
+    kwargs = {**defaults, **registered, **dict(config.get("env_kwargs") or {})}
+    kwargs["lr_bounds"] = tuple(float(bound) for bound in kwargs["lr_bounds"])
+    return kwargs
+
+
+class LearnedLRScheduler(LRScheduler):
+    """A trained lrenv controller driving the learning rate of any optimizer.
+
+    Follows ``torch.optim.lr_scheduler``: call :meth:`step` with the batch's training loss
+    after each ``optimizer.step()``; :meth:`get_last_lr`, :meth:`state_dict` and
+    :meth:`load_state_dict` work as there (the state resumes training exactly). See the
+    module docstring for how the first decision lines up with the env's.
+
+    The features are the env's, computed by :func:`lrenv.features.compute_features`:
+
+    - training loss: the mean of the losses passed to the last ``every`` :meth:`step` calls;
+    - validation loss (cross-entropy, so ``model`` must return class logits ``(N, C)``)
+      and softmax predictions: one forward pass over ``val_data`` in eval mode under
+      ``torch.inference_mode``; each module's train/eval mode is restored afterwards;
+    - mean and variance of the weights of the model's last ``nn.Linear`` (or of
+      ``feature_layer``);
+    - log10 of the first parameter group's learning rate;
+    - with controllers trained with ``progress_feature``: ``steps done / total_steps``.
+
+    The env settings that matter (``factor_base``, ``lr_bounds``, ``feature_transform``,
+    ``progress_feature``, ``steps_per_action``) are the controller's training env's, from
+    :func:`resolve_env_kwargs`; ``settings`` holds them.
+
+    Args:
+        optimizer: any optimizer with ``param_groups`` (SGD, Adam, AdamW, ...). The first
+            group's rate is kept inside the controller's ``lr_bounds`` (as the env's
+            reset does; a warning says so when it has to change it).
+        controller: a run folder train.py wrote (or its ``controller.safetensors``, a
+            file that holds no code), or a loaded :class:`lrenv.controller.Controller`
+            (``agents.controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
+        model: the model being trained; its device is where the validation pass runs.
+        val_data: the validation examples the features are measured on: ``(x, y)``
+            tensors (or arrays), an object with ``images`` and ``labels`` (a
+            :class:`lrenv.data.Split`), or an iterable of ``(x, y)`` batches (e.g. a
+            ``DataLoader``), which is read once here and kept. ``y`` holds class indices.
+            A subset of a few thousand examples is plenty (the cpu preset uses 2000).
+        every: optimizer steps between decisions (default: the controller's
+            ``steps_per_action``).
+        total_steps: optimizer steps of the whole training run. Required for a
+            controller trained with ``progress_feature``; when given, decisions stop
+            where the env's episode would end.
+        feature_layer: the layer whose weights give the weight features, by name
+            (``model.get_submodule(name)``) or as the module itself (default: the
+            model's last ``nn.Linear``).
+        controller_device: where a controller loaded from a path runs.
+
+    Raises:
+        lrenv.controller.ControllerFileError: ``controller`` is a path that does not hold
+            a controller, or a zip with no code-free file beside it (never unpickled).
+        ValueError: the model has no ``nn.Linear`` layer and no ``feature_layer`` is
+            given; ``val_data`` has the wrong shape; the controller needs ``total_steps``
+            and it is missing; a learning rate is not positive.
+        TypeError: ``optimizer`` has no ``param_groups``.
+
+    Attributes:
+        controller: the :class:`~lrenv.controller.Controller` deciding.
+        settings: the controller's training-env settings (:data:`SCHEDULER_SETTINGS`).
+        feature_names: the names of the observation entries.
+        last_observation: the raw features of the last decision (``None`` before it).
+        last_action: the controller's last action, clipped to [-1, 1].
+
+    Example:
+        >>> scheduler = LearnedLRScheduler(optimizer, "runs/cpu", model=model,
+        ...                                val_data=(x_val, y_val), total_steps=5000)
+        >>> # in the loop, after optimizer.step():
+        >>> scheduler.step(loss)
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        controller: Controller | str | PathLike[str],
+        *,
+        model: nn.Module,
+        val_data: Any,
+        every: int | None = None,
+        total_steps: int | None = None,
+        feature_layer: str | nn.Module | None = None,
+        controller_device: str = "cpu",
+    ) -> None:
+        # torch.optim.lr_scheduler.LRScheduler.__init__ is not called (as in torch's own
+        # ReduceLROnPlateau): it would take a step without a loss.
+        if not hasattr(optimizer, "param_groups") or not optimizer.param_groups:
+            raise TypeError(f"{type(optimizer).__name__} has no param_groups; pass an optimizer")
+        self.optimizer = optimizer
+        if not isinstance(controller, Controller):
+            controller = Controller.load(controller, device=controller_device)
+        self.controller = controller
+        env_kwargs = resolve_env_kwargs(controller.config)
+        self.settings = {name: env_kwargs[name] for name in SCHEDULER_SETTINGS}
+        self.feature_names = feature_names(bool(self.settings["progress_feature"]))
+        if controller.observation_size != len(self.feature_names):
+            raise ValueError(
+                f"the controller's policy reads {controller.observation_size} features but "
+                f"its training config gives {len(self.feature_names)} "
+                f"({', '.join(self.feature_names)}); is the controller from train.py?"
+            )
+        self.every = _positive_int(
+            self.settings["steps_per_action"] if every is None else every, "every"
+        )
+        if total_steps is not None:
+            total_steps = _positive_int(total_steps, "total_steps")
+        elif self.settings["progress_feature"]:
+            raise ValueError(
+                "this controller reads training progress (it was trained with "
+                "progress_feature=True), so the scheduler needs total_steps: the number of "
+                "optimizer steps of your whole run (the controller was trained on runs of "
+                f"{self.settings['total_steps']} steps with a decision every "
+                f"{self.settings['steps_per_action']})"
+            )
+        self.total_steps = total_steps
+        self.model = model
+        self.layer = _feature_layer(model, feature_layer)
+        x, y = _validation_tensors(val_data)
+        self._val = (x.to(_device_of(model)), y.to(_device_of(model)))
+        self._check_outputs()
+
+        lr = float(optimizer.param_groups[0]["lr"])
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the first parameter group's learning rate must be positive: {lr}")
+        low, high = self.settings["lr_bounds"]
+        if not low <= lr <= high:
+            warnings.warn(
+                f"the initial learning rate {lr:g} is outside the controller's lr_bounds "
+                f"{self.settings['lr_bounds']}; using {min(max(lr, low), high):g}, as the "
+                "env does",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._ratios: list[float] = []
+        self._extend_ratios(lr)
+        if low <= lr <= high:
+            self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
+        else:
+            self._set_first_lr(min(max(lr, low), high))
+
+        self.last_epoch = 0  # torch's name for the number of step() calls
+        self.started = False
+        self.last_observation: np.ndarray | None = None
+        self.last_action: float | None = None
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._loss_count = 0
+        self._prev_probs: torch.Tensor | None = None
+        self._lstm_state: tuple[np.ndarray, ...] | None = None
+        self._warned_past_end = False
+        # The initial observation's validation pass and weights, before any step; used by
+        # start() or the first step() (see the module docstring).
+        evaluation = self._evaluate()
+        self._initial_probe: dict[str, Any] | None = {
+            "val_loss": evaluation.loss,
+            "probs": evaluation.probs,
+            "weight": self._weight().clone(),
+        }
+
+    # ----- the torch.optim.lr_scheduler interface -----
+
+    def start(self, first_batch_loss: torch.Tensor | float) -> None:
+        """Make the first decision before the first optimizer step, as the env's reset does.
+
+        Args:
+            first_batch_loss: the training loss of the first batch, computed without a
+                step (e.g. the loss of the first iteration, before ``optimizer.step()``).
+
+        Raises:
+            RuntimeError: when the scheduler has started already (by ``start`` or ``step``).
+        """
+        if self.started:
+            raise RuntimeError("start() comes once, before the first step()")
+        self._start(_loss_value(first_batch_loss))
+
+    def step(self, train_loss: torch.Tensor | float | None = None) -> None:  # type: ignore[override]
+        """Count one optimizer step; every ``every`` steps, let the controller decide.
+
+        Args:
+            train_loss: the training loss of the batch of this step (a float or a
+                one-element tensor; a tensor is read back only at decisions).
+
+        Raises:
+            TypeError: without ``train_loss``: the call of a per-epoch scheduler, which
+                must move into the batch loop.
+        """
+        if train_loss is None:
+            raise TypeError(
+                "LearnedLRScheduler.step(train_loss) needs the training loss of the batch: "
+                "call scheduler.step(loss) right after every optimizer.step(), inside the "
+                "batch loop, not once per epoch (and give total_steps=epochs * "
+                "len(train_loader) when you make the scheduler); see docs/scheduler.md"
+            )
+        loss = _loss_value(train_loss)
+        if not self.started:
+            self._start(float(loss))
+        self._loss_sum = self._loss_sum + loss
+        self._loss_count += 1
+        self.last_epoch += 1
+        if self.last_epoch % self.every:
+            return
+        mean_loss = float(self._loss_sum) / self._loss_count
+        self._loss_sum, self._loss_count = 0.0, 0
+        if self.total_steps is not None and self.last_epoch >= self.total_steps:
+            if self.last_epoch > self.total_steps and not self._warned_past_end:
+                self._warned_past_end = True
+                warnings.warn(
+                    f"step() past total_steps={self.total_steps}: the learning rate stays "
+                    f"at {self.get_last_lr()[0]:g}",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return
+        with _evaluated_weights(self.optimizer):
+            evaluation = self._evaluate()
+            self._decide(mean_loss, evaluation.loss, evaluation.probs, self._weight())
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rate of each parameter group, as the scheduler last set it."""
+        return list(self._last_lr)
+
+    def get_lr(self) -> list[float]:
+        """The learning rate of each parameter group now (decisions need a loss: see
+        :meth:`step`)."""
+        return [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: step count, losses since the last decision,
+        the last predictions, the controller's recurrent state, the current rates.
+
+        Holds only tensors and Python values, so ``torch.save`` / ``torch.load`` (with
+        ``weights_only=True``) round-trip it.
+        """
+        probe = self._initial_probe
+        return {
+            "last_epoch": self.last_epoch,
+            "every": self.every,
+            "total_steps": self.total_steps,
+            "started": self.started,
+            "loss_sum": float(self._loss_sum),
+            "loss_count": self._loss_count,
+            "prev_probs": _cpu(self._prev_probs),
+            "initial_probe": None
+            if probe is None
+            else {**probe, "probs": _cpu(probe["probs"]), "weight": _cpu(probe["weight"])},
+            "lstm_state": None
+            if self._lstm_state is None
+            else tuple(torch.from_numpy(np.array(s)) for s in self._lstm_state),
+            "ratios": list(self._ratios),
+            "last_lr": list(self._last_lr),
+            "last_observation": None
+            if self.last_observation is None
+            else torch.from_numpy(self.last_observation.copy()),
+            "last_action": self.last_action,
+            "warned_past_end": self._warned_past_end,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`, and set each parameter group's rate to the saved one.
+
+        Args:
+            state_dict: a dict from :meth:`state_dict`.
+
+        Raises:
+            ValueError: when the optimizer has a different number of parameter groups.
+        """
+        if len(state_dict["last_lr"]) != len(self.optimizer.param_groups):
+            raise ValueError(
+                f"the state has {len(state_dict['last_lr'])} parameter groups, the optimizer "
+                f"{len(self.optimizer.param_groups)}"
+            )
+        self.last_epoch = int(state_dict["last_epoch"])
+        self.every = int(state_dict["every"])
+        self.total_steps = state_dict["total_steps"]
+        self.started = bool(state_dict["started"])
+        self._loss_sum = float(state_dict["loss_sum"])
+        self._loss_count = int(state_dict["loss_count"])
+        self._prev_probs = state_dict["prev_probs"]
+        probe = state_dict["initial_probe"]
+        self._initial_probe = None if probe is None else dict(probe)
+        lstm = state_dict["lstm_state"]
+        self._lstm_state = None if lstm is None else tuple(s.numpy().copy() for s in lstm)
+        self._ratios = [float(r) for r in state_dict["ratios"]]
+        observation = state_dict["last_observation"]
+        self.last_observation = None if observation is None else observation.numpy().copy()
+        self.last_action = state_dict["last_action"]
+        self._warned_past_end = bool(state_dict["warned_past_end"])
+        for group, lr in zip(self.optimizer.param_groups, state_dict["last_lr"], strict=True):
+            group["lr"] = float(lr)
+        self._last_lr = [float(lr) for lr in state_dict["last_lr"]]
+
+    @property
+    def last_features(self) -> dict[str, float] | None:
+        """The last decision's raw features by name (for logging), or ``None``."""
+        if self.last_observation is None:
+            return None
+        return dict(zip(self.feature_names, self.last_observation.tolist(), strict=True))
+
+    # ----- decisions -----
+
+    def _start(self, first_loss: float) -> None:
+        probe = self._initial_probe
+        self._initial_probe = None
+        self.started = True
+        # the env observes its reset without a divergence test on the loss: nor do we here
+        self._decide(
+            first_loss, probe["val_loss"], probe["probs"], probe["weight"], after_training=False
+        )
+
+    def _decide(
+        self,
+        train_loss: float,
+        val_loss: float,
+        probs: torch.Tensor,
+        weight: torch.Tensor,
+        after_training: bool = True,
+    ) -> None:
+        """Observe as the env does, ask the controller, and set the rates."""
+        prev_probs = probs if self._prev_probs is None else self._prev_probs.to(probs.device)
+        progress = None
+        if self.settings["progress_feature"]:
+            progress = self.last_epoch / self.total_steps
+        obs = compute_features(
+            train_loss=train_loss,
+            val_loss=val_loss,
+            probs=probs,
+            prev_probs=prev_probs,
+            weight=weight,
+            lr=float(self.optimizer.param_groups[0]["lr"]),
+            progress=progress,
+            transform=self.settings["feature_transform"],
+        )
+        self._prev_probs = probs
+        self.last_observation = obs
+        divergence_loss = (
+            resolve_divergence_loss(self.settings["divergence_loss"], int(probs.shape[-1]))
+            if after_training
+            else math.inf
+        )
+        if looks_diverged(val_loss, obs, divergence_loss):
+            warnings.warn(
+                f"training looks diverged at step {self.last_epoch} (features "
+                f"{self.last_features}); the learning rate stays at "
+                f"{self.optimizer.param_groups[0]['lr']:g}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        action, self._lstm_state = self.controller.predict(
+            obs,
+            state=self._lstm_state,
+            episode_start=np.array([self._lstm_state is None]),
+            deterministic=True,
+        )
+        self.last_action = check_action(action)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        if self.settings["action_mode"] == "residual":
+            # the base schedule's absolute rates, over this run's length: use the controller
+            # with the optimizer it was trained with (its env keyword "optimizer")
+            total = self.total_steps or self.settings["total_steps"]
+            base = schedule_from_dict(self.settings["base_schedule"]).lr_at(self.last_epoch, total)
+            self._set_first_lr(residual_lr(base, self.last_action, self.settings["factor_base"]))
+            return
+        self._set_first_lr(
+            scaled_lr(
+                lr,
+                self.last_action,
+                self.settings["factor_base"],
+                self.settings["lr_bounds"],
+                self.settings["action_mode"],
+            )
+        )
+
+    def _set_first_lr(self, lr: float) -> None:
+        """Set the first group's rate; every other group keeps its initial ratio to it."""
+        self._extend_ratios(float(self.optimizer.param_groups[0]["lr"]))
+        for group, ratio in zip(self.optimizer.param_groups, self._ratios, strict=True):
+            group["lr"] = lr * ratio
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def _extend_ratios(self, first_lr: float) -> None:
+        """Record the ratio to the first group of groups not seen yet (``add_param_group``)."""
+        groups = self.optimizer.param_groups
+        self._ratios += [float(g["lr"]) / first_lr for g in groups[len(self._ratios) :]]
+
+    # ----- measurements -----
+
+    def _evaluate(self) -> Evaluation:
+        """The validation pass: eval mode, inference mode; each module's mode restored."""
+        device = _device_of(self.model)
+        if self._val[0].device != device:  # the model moved: the data follows it
+            self._val = (self._val[0].to(device), self._val[1].to(device))
+        modes = [(module, module.training) for module in self.model.modules()]
+        try:
+            return evaluate_module(self.model, Split(*self._val))
+        finally:
+            for module, training in modes:
+                module.training = training
+
+    def _weight(self) -> torch.Tensor:
+        """The feature layer's weights as a matrix (a Linear's weight as it is)."""
+        weight = self.layer.weight.detach()
+        return weight if weight.dim() == 2 else weight.reshape(1, -1)
+
+    def _check_outputs(self) -> None:
+        """ValueError unless the model maps the validation inputs to ``(N, C)`` logits that
+        cover the labels."""
+        x, y = self._val
+        modes = [(module, module.training) for module in self.model.modules()]
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                logits = self.model(x[:2])
+        except RuntimeError as err:  # e.g. inputs of the wrong size for the model
+            raise ValueError(
+                f"the model could not run on val_data inputs of shape {tuple(x.shape)}: {err}"
+            ) from err
+        finally:
+            for module, training in modes:
+                module.training = training
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != 2:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+            raise ValueError(
+                f"the model must map val_data inputs {tuple(x.shape)} to class logits of shape "
+                f"(N, C); on 2 examples it returned {shape}"
+            )
+        classes = logits.shape[1]
+        if int(y.max()) >= classes:
+            raise ValueError(
+                f"val_data labels go up to {int(y.max())} but the model gives {classes} logits"
+            )
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _loss_value(loss: torch.Tensor | float) -> torch.Tensor | float:
+    """A detached scalar tensor (left on its device) or a float."""
+    if isinstance(loss, torch.Tensor):
+        if loss.numel() != 1:
+            raise ValueError(f"the loss must be a single number, got shape {tuple(loss.shape)}")
+        return loss.detach().reshape(())
+    if isinstance(loss, bool) or not isinstance(loss, int | float | np.floating | np.integer):
+        raise TypeError(f"the loss must be a float or a tensor, got {type(loss).__name__}")
+    return float(loss)
+
+
+def _cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach().cpu().clone()
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _feature_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
+    """The module whose weights give the weight features."""
+    if layer is None:
+        try:
+            return final_linear(model)
+        except ValueError as err:
+            raise ValueError(
+                f"{err}; name the layer whose weights the controller should read with "
+                "feature_layer='name' (see model.named_modules())"
+            ) from None
+    if isinstance(layer, str):
+        try:
+            module = model.get_submodule(layer)
+        except AttributeError:
+            names = [name for name, _ in model.named_modules() if name]
+            raise ValueError(
+                f"feature_layer {layer!r} is not a submodule of {type(model).__name__}; "
+                f"its submodules: {', '.join(names)}"
+            ) from None
+    elif isinstance(layer, nn.Module):
+        module = layer
+        if not any(m is module for m in model.modules()):
+            raise ValueError("feature_layer is not a module of the model")
+    else:
+        raise TypeError(f"feature_layer must be a name or an nn.Module, got {type(layer)}")
+    if not isinstance(getattr(module, "weight", None), torch.Tensor):
+        raise ValueError(f"feature_layer {type(module).__name__} has no weight tensor")
+    return module
+
+
+def _validation_tensors(val_data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` tensors from the forms ``val_data`` may take; ValueError for wrong shapes."""
+    if hasattr(val_data, "images") and hasattr(val_data, "labels"):
+        x, y = val_data.images, val_data.labels
+    elif (
+        isinstance(val_data, tuple | list)
+        and len(val_data) == 2
+        and all(isinstance(v, torch.Tensor | np.ndarray) for v in val_data)
+    ):
+        x, y = val_data
+    elif isinstance(val_data, Iterable) and not isinstance(val_data, torch.Tensor | np.ndarray):
+        batches = list(val_data)
+        if not batches or not all(isinstance(b, tuple | list) and len(b) == 2 for b in batches):
+            raise ValueError("val_data as an iterable must yield (x, y) batches")
+        x = torch.cat([torch.as_tensor(b[0]) for b in batches])
+        y = torch.cat([torch.as_tensor(b[1]) for b in batches])
+    else:
+        raise ValueError(
+            "val_data must be (x, y) tensors, an object with images and labels, or an "
+            f"iterable of (x, y) batches; got {type(val_data).__name__}"
+        )
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    if x.dim() < 2:
+        raise ValueError(f"val_data inputs must be (N, ...) with N examples, got {tuple(x.shape)}")
+    if y.dim() != 1 or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(
+            f"val_data labels must be a 1-D tensor of class indices, got shape "
+            f"{tuple(y.shape)} and dtype {y.dtype}"
+        )
+    if len(x) != len(y):
+        raise ValueError(f"val_data has {len(x)} inputs but {len(y)} labels")
+    if len(y) < 2:
+        raise ValueError("val_data needs at least 2 examples (the features are variances)")
+    if int(y.min()) < 0:
+        raise ValueError("val_data labels must be class indices >= 0")
+    return x, y.long()
