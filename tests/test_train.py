@@ -88,6 +88,34 @@ class RecordEnv(BaseCallback):
         return True
 
 
+class RecordNormalization(BaseCallback):
+    """Keep the training env's VecNormalize, as it is when training ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vecnormalize = None
+
+    def _on_training_end(self) -> None:
+        self.vecnormalize = self.model.get_vec_normalize_env()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_the_saved_controller_normalises_as_training_did(tmp_path):
+    """The statistics in controller.safetensors are those VecNormalize applied in training:
+    the controller's normalisation equals VecNormalize's own on the same observations."""
+    record = RecordNormalization()
+    run = RunDir(train.main(smoke(tmp_path / "run", "--episodes", "4"), callbacks=[record]))
+    vecnormalize = record.vecnormalize
+    assert vecnormalize is not None and vecnormalize.obs_rms.count > 4 * 20
+    controller = Controller.load(run.path)
+    raw = np.random.default_rng(0).normal(0, 3, size=(16, 7)).astype(np.float32)
+    np.testing.assert_allclose(
+        controller.normalize(raw), vecnormalize.normalize_obs(raw), rtol=1e-6, atol=1e-6
+    )
+
+
 def test_batched_training_saves_a_controller_that_loads(tmp_path, capsys):
     record = RecordEnv()
     flags = smoke(tmp_path / "run", "--batched", "--n-envs", "2", "--episodes", "4")
