@@ -49,6 +49,7 @@ from agents.ppo import (
     rollout_shape,
     training_envs,
 )
+from agents.ray_cluster import EnvActorLostError, RayMissingError, connect
 from agents.runs import (
     Checkpoint,
     RunDir,
@@ -131,6 +132,12 @@ class Args:
     """Torch threads per trainee process (with --batched: of this process). More than the
     free cores slows training by orders of magnitude; 2 threads help a LeNet at batch 1000
     on an idle 2-core machine."""
+    ray: str | None = None
+    """Run the n_envs trainees as Ray actors, one each, anywhere on a Ray cluster; PPO stays
+    here. "local" starts Ray on this machine, "auto" joins the cluster this machine is part
+    of, "ray://HOST:10001" joins one through Ray Client (pip install -e ".[ray]";
+    docs/ray.md). A lost actor is started again and its episode redone. A runtime choice,
+    not part of the run's configuration: a --resume may change it."""
     device: str = "cpu"
     """Device of the controller (the trainee's is the env keyword "device")."""
     progress: bool = True
@@ -308,6 +315,10 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         batched = use_batched(args, config)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    if args.ray is not None and batched:
+        if args.batched:
+            parser.error("--ray runs each trainee in its own Ray actor; drop --batched")
+        batched = False
     if checkpoint is not None and checkpoint.progress.get("finished"):
         print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
         return run.path
@@ -325,6 +336,12 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
             )
         batched = False
 
+    cluster = contextlib.ExitStack()
+    if args.ray is not None:
+        try:
+            cluster.enter_context(connect(args.ray))
+        except (RayMissingError, ValueError) as err:
+            raise SystemExit(str(err)) from None
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     env = training_envs(
@@ -336,6 +353,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         vecnormalize=checkpoint.vecnormalize if checkpoint else None,
         batched=batched,
         seed=config.seed,
+        ray=args.ray is not None,
     )
     try:
         decisions = int(env.get_attr("decisions")[0])
@@ -354,7 +372,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
                     "derived": derived,
                     # how the trainees ran, outside "config": a resume may change it
                     # (each checkpoint's progress records its session's choice)
-                    "runtime": {"batched": batched},
+                    "runtime": {"batched": batched, "ray": args.ray},
                     "base_selection": base,
                     "versions": {
                         "lrenv": lrenv.__version__,
@@ -373,11 +391,19 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
         print(f"\ninterrupted ({where}); continue with: python train.py --resume {run.path}")
         raise SystemExit(130) from None
+    except EnvActorLostError as err:
+        last = run.last_checkpoint()
+        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+        raise SystemExit(
+            f"{err}\nthe run stopped (last checkpoint: {where}); continue it, on this or "
+            f"another cluster, with: python train.py --resume {run.path} --ray ADDRESS"
+        ) from None
     finally:
         # Ctrl-C reaches the env workers too: closing pipes to dead workers fails.
         with contextlib.suppress(EOFError, ConnectionError):
             env.close()
         torch.set_num_threads(threads)
+        cluster.close()
 
 
 def _train(

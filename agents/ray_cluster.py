@@ -26,6 +26,11 @@ RAY_MISSING = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ra
 """What ``--ray`` says when Ray cannot be imported."""
 
 
+class EnvActorLostError(RuntimeError):
+    """A trainee's Ray actor was lost more often than :class:`agents.ray_vec.RayVecEnv`
+    starts it again (defined here, where no Ray import is needed to catch it)."""
+
+
 class RayMissingError(ImportError):
     """Ray is needed (``--ray``) but cannot be imported."""
 
@@ -75,12 +80,12 @@ def connect(address: str, num_cpus: int | None = None) -> Iterator[ModuleType]:
         RayMissingError: when Ray is not installed.
         ValueError: for an address that is none of the above.
     """
-    ray = import_ray()
     if address != "local" and address != "auto" and not address.startswith("ray://"):
         raise ValueError(
             f"--ray {address!r}: give 'local' (start Ray here), 'auto' (join the cluster "
             "this machine is part of) or 'ray://HOST:10001' (join one through Ray Client)"
         )
+    ray = import_ray()
     if ray.is_initialized():
         yield ray
         return

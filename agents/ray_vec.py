@@ -39,14 +39,10 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from agents.ray_cluster import actor_options
+from agents.ray_cluster import EnvActorLostError, actor_options
 
 LOST = (RayActorError, ActorUnavailableError)
 """What ``ray.get`` raises when an actor's process or node is gone."""
-
-
-class EnvActorLostError(RuntimeError):
-    """An env's Ray actor was lost more often than :class:`RayVecEnv` restarts it."""
 
 
 class EnvWorker:
