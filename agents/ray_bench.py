@@ -107,7 +107,7 @@ def overhead(env_id: str, steps: int) -> None:
         ms = {k: f"{v * 1e3:.2f} ms" for k, v in median.items()}
         print(
             f"| {label} | {ms['here']} | {ms['subproc']} | {ms['ray']} | {sub * 1e3:.2f} ms "
-            f"| {ray_ * 1e3:.2f} ms | {ray_ / sub if sub > 0 else float('nan'):.1f}x |"
+            f"| {ray_ * 1e3:.2f} ms | {f'{ray_ / sub:.1f}x' if sub > 0 else 'n/a: below noise'} |"
         )
     print(f"\n{_load()}")
 
