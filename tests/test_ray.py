@@ -28,8 +28,10 @@ SHORT = {"total_steps": 40}  # 4 decisions an episode
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """A local Ray instance of two cores, for this module's tests."""
-    with connect("local", num_cpus=2) as module:
+    """A local Ray instance for this module's tests. Eight logical CPUs on two cores:
+    the module's actors (held through several tests) must not leave the next test's
+    trainees waiting for a free CPU forever; each uses one torch thread."""
+    with connect("local", num_cpus=8) as module:
         yield module
 
 
