@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
                     "derived": derived,
                     # how the trainees ran, outside "config": a resume may change it
                     # (each checkpoint's progress records its session's choice)
-                    "runtime": {"batched": batched, "ray": args.ray},
+                    "runtime": {"batched": batched} | ({"ray": args.ray} if args.ray else {}),
                     "base_selection": base,
                     "versions": {
                         "lrenv": lrenv.__version__,
