@@ -17,6 +17,7 @@ files written). """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -86,6 +87,11 @@ class Args:
     process and nothing for the CNN."""
     max_batch: int = 16
     """With --batched: the most runs trained together (a memory bound on a GPU)."""
+    ray: str | None = None
+    """Run the selection grid and the evaluation runs as Ray tasks, one trainee each with
+    --threads cores, anywhere on a Ray cluster: "local" starts Ray on this machine, "auto"
+    joins the cluster this machine is part of, "ray://HOST:10001" joins one through Ray
+    Client (pip install -e ".[ray]"; docs/ray.md). Same results as without it."""
     progress: bool = True
     """Show progress bars."""
 
@@ -100,6 +106,20 @@ def parse_args(argv: list[str] | None = None) -> Args:
     )
     add_dataclass_arguments(parser, Args)
     return Args(**vars(parser.parse_args(argv)))
+
+
+def _ray_runner(args: Args, stack: contextlib.ExitStack) -> Any:
+    """A :class:`agents.ray_pool.RayRunner` on the cluster ``--ray`` names, connected for
+    the life of ``stack``; exits with one line when Ray is missing."""
+    from agents.ray_cluster import RayMissingError, connect
+
+    try:
+        stack.enter_context(connect(args.ray))
+    except (RayMissingError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    from agents.ray_pool import RayRunner  # imports ray
+
+    return RayRunner(threads=args.threads, progress=args.progress)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -166,6 +186,10 @@ def main(argv: list[str] | None = None) -> Path:
         )
     except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
         raise SystemExit(str(err)) from err
+    if args.ray is not None:  # a Ray task per trainee, never batched
+        if args.batched:
+            raise SystemExit("--ray runs each trainee as its own Ray task; drop --batched")
+        batched = False
     workers = args.workers if args.workers is not None else 1 if batched else _cores()
     config = {
         **dataclasses.asdict(args),
@@ -181,9 +205,18 @@ def main(argv: list[str] | None = None) -> Path:
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
     }
     print(f"evaluating on {task.describe()}; baselines chosen on {baseline_task.describe()}")
-    with Runner(
-        workers, threads=threads, progress=args.progress, batched=batched, max_batch=args.max_batch
-    ) as runner:
+    with contextlib.ExitStack() as stack:
+        if args.ray is None:
+            runner = Runner(
+                workers,
+                threads=threads,
+                progress=args.progress,
+                batched=batched,
+                max_batch=args.max_batch,
+            )
+        else:
+            runner = _ray_runner(args, stack)
+        stack.enter_context(runner)
         comparison = run_comparison(
             runner,
             task,

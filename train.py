@@ -21,6 +21,7 @@ stays intact and the command that continues the run is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import signal
 import sys
@@ -60,6 +61,7 @@ from agents.ppo import (
     training_envs,
 )
 from agents.presets import DEFAULT_PRESET, PRESETS, PPOSettings, get_preset
+from agents.ray_cluster import EnvActorLostError, RayMissingError, connect
 from agents.runs import (
     Checkpoint,
     RunDir,
@@ -147,6 +149,12 @@ class Args:
     """Torch threads per trainee process (with --batched: of this process). More than the
     free cores slows training by orders of magnitude; 2 threads help a LeNet at batch 1000
     on an idle 2-core machine."""
+    ray: str | None = None
+    """Run the n_envs trainees as Ray actors, one each, anywhere on a Ray cluster; PPO stays
+    here. "local" starts Ray on this machine, "auto" joins the cluster this machine is part
+    of, "ray://HOST:10001" joins one through Ray Client (pip install -e ".[ray]";
+    docs/ray.md). A lost actor is started again and its episode redone. A runtime choice,
+    not part of the run's configuration: a --resume may change it."""
     device: str = "cpu"
     """Device of the controller (the trainee's is the env keyword "device")."""
     progress: bool = True
@@ -329,6 +337,10 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         normalization = _check_checkpoint(checkpoint, args.trust_pickle)
     except (ValueError, TypeError, FileNotFoundError, gymnasium.error.Error) as err:
         parser.error(str(err))
+    if args.ray is not None and batched:
+        if args.batched:
+            parser.error("--ray runs each trainee in its own Ray actor; drop --batched")
+        batched = False
     if checkpoint is not None and checkpoint.progress.get("finished"):
         print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
         return run.path
@@ -352,6 +364,12 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
             )
         batched = False
 
+    cluster = contextlib.ExitStack()
+    if args.ray is not None:
+        try:
+            cluster.enter_context(connect(args.ray))
+        except (RayMissingError, ValueError) as err:
+            raise SystemExit(str(err)) from None
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     sigterm = signal.signal(signal.SIGTERM, _interrupt)
@@ -366,6 +384,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
             trusted_vecnormalize=checkpoint.legacy_vecnormalize if checkpoint else None,
             batched=batched,
             seed=config.seed,
+            ray=args.ray is not None,
         )
     except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
         signal.signal(signal.SIGTERM, sigterm)
@@ -395,7 +414,8 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
                     "derived": derived,
                     # how the trainees ran, outside "config": a resume may change it
                     # (each checkpoint's progress records its session's choice)
-                    "runtime": {"batched": batched, "checkpoint_every": args.checkpoint_every},
+                    "runtime": {"batched": batched, "checkpoint_every": args.checkpoint_every}
+                    | ({"ray": args.ray} if args.ray else {}),
                     "base_selection": base,
                     "versions": {
                         "lrenv": lrenv.__version__,
@@ -416,6 +436,13 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         raise SystemExit(130) from None
     except CheckpointError as err:
         parser.error(str(err))
+    except EnvActorLostError as err:
+        last = run.last_checkpoint()
+        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+        raise SystemExit(
+            f"{err}\nthe run stopped (last checkpoint: {where}); continue it, on this or "
+            f"another cluster, with: python train.py --resume {run.path} --ray ADDRESS"
+        ) from None
     finally:
         # Ignore a second signal while the workers close; a worker a signal reached
         # already may be gone: closing its pipe fails.
@@ -423,6 +450,7 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         close_envs(env)
         signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
+        cluster.close()
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -431,6 +431,7 @@ def training_envs(
     trusted_vecnormalize: str | Path | None = None,
     batched: bool = False,
     seed: int | None = None,
+    ray: bool = False,
 ) -> VecEnv:
     """``n_envs`` trainees, normalised as configured.
 
@@ -450,12 +451,21 @@ def training_envs(
         batched: train the trainees as one batched computation (issue 5): the way to use a
             GPU; each trainee is the same as an unbatched one with the same seed.
         seed: seed the envs now (batched only; unbatched envs are seeded by the model).
+        ray: each trainee in a Ray actor, anywhere on the connected Ray cluster
+            (:class:`agents.ray_vec.RayVecEnv`, issue 15), with ``torch_threads`` cores.
 
     Returns:
         The vectorised env, wrapped in ``VecNormalize`` when either normalisation is on.
     """
     venv: VecEnv
-    if batched:
+    if ray and batched:
+        raise ValueError("trainees run either batched in this process or as Ray actors")
+    if ray:
+        from agents.ray_cluster import trainee_gpus
+        from agents.ray_vec import RayVecEnv  # Ray only when asked: it is an optional extra
+
+        venv = RayVecEnv(env_id, env_kwargs, n_envs, torch_threads or 1, trainee_gpus(env_kwargs))
+    elif batched:
         # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
         # the batched envs are made without gym.make, so there is no Monitor to double.
         kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--torch-threads)
