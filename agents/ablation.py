@@ -4,8 +4,9 @@ select on validation, and test them against tuned baselines.
     python -m agents.ablation --out runs/ablation              # ~60-90 min on 2 cores
     python -m agents.ablation --out runs/ablation-quick --quick # minutes
 
-Every design is trained with ``train.py`` for each training seed, then run on the same
-evaluation seeds as the baselines (step decay over the paper's 48-grid, cosine and
+Every design is trained with train.py's own session
+(:func:`agents.training.train_controller`, in this process) for each training seed, then
+run on the same evaluation seeds as the baselines (step decay over the paper's 48-grid, cosine and
 constant, each chosen on validation loss only) with its best-validation checkpoint
 tested once. The table gives each design's test loss and accuracy (mean and std over
 evaluation runs pooled over training seeds; the spread of the per-seed means), and the
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,9 @@ from agents.presets import get_preset
 from agents.runner import Runner
 from agents.statistics import t_test
 from agents.tasks import Task
+from agents.train_options import TrainOptions
+from agents.training import train_controller
 
-ROOT = Path(__file__).resolve().parent.parent
 EVAL_SEED = 1000  # evaluation seeds: EVAL_SEED + i, shared by every method
 GRID_SEEDS = 2  # selection seeds per candidate, as evaluate.py's default
 
@@ -205,7 +205,7 @@ FULL = Scale(episodes=250, training_seeds=2, runs=10, designs=tuple(DESIGNS))
 QUICK = Scale(episodes=24, training_seeds=1, runs=3, designs=("paper", "start-0.1"))
 
 
-def train_controller(
+def train_design(
     design: Design,
     seed: int,
     episodes: int | None,
@@ -213,32 +213,28 @@ def train_controller(
     folder: Path,
     n_envs: int | None = None,
 ) -> Path:
-    """Train (or finish training) one controller with train.py; return controller.zip."""
+    """Train (or finish training) one controller with train.py's own session
+    (:func:`agents.training.train_controller`); return its controller.zip."""
     controller = folder / "controller.zip"
     if controller.exists():
         return controller
     if (folder / "config.json").exists():
-        command = ["--resume", str(folder)]
-    else:
-        command = [
-            "--preset",
-            preset,
-            "--out",
-            str(folder),
-            "--seed",
-            str(seed),
-            "--episodes",
-            str(episodes),
-            "--env-kwargs",
-            json.dumps(dict(design.env_kwargs)),
-            "--figure-every",
-            "0",
-        ]
-        if n_envs is not None:
-            command += ["--n-envs", str(n_envs)]
-        for key, value in {**design.ppo, **design.train}.items():
-            command += [f"--{key.replace('_', '-')}", str(value)]
-    subprocess.run([sys.executable, str(ROOT / "train.py"), *command, "--no-progress"], check=True)
+        options = TrainOptions(resume=str(folder), progress=False)
+        train_controller(options, command=["train.py", "--resume", str(folder)])
+        return controller
+    options = TrainOptions(
+        preset=preset,
+        out=str(folder),
+        seed=seed,
+        episodes=episodes,
+        env_kwargs=dict(design.env_kwargs),
+        figure_every=0,
+        n_envs=n_envs,
+        progress=False,
+        **design.train,
+    )
+    command = ["train.py", "--preset", preset, "--out", str(folder), "--seed", str(seed)]
+    train_controller(options, dict(design.ppo), command=command)
     return controller
 
 
@@ -353,9 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             results[name] = {}
             for seed in training_seeds:
                 folder = out / "controllers" / f"{name}-seed{seed}"
-                controller = train_controller(
-                    design, seed, episodes, args.preset, folder, args.n_envs
-                )
+                controller = train_design(design, seed, episodes, args.preset, folder, args.n_envs)
                 # the controller's own task: what train.py resolved (a residual base chosen
                 # on validation included), as evaluate.py reads it from the controller
                 trained = json.loads((folder / "config.json").read_text())["config"]

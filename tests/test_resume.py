@@ -12,6 +12,7 @@ import torch
 
 import train
 from agents.runs import RunDir
+from agents.training import segment_seed
 from lrenv.controller import Controller
 from tests.test_train import Crash, CrashAfterCheckpoint, smoke
 
@@ -46,10 +47,8 @@ def test_one_checkpoint_resumed_twice_ends_with_the_same_controller(tmp_path, fl
 def test_a_resumed_segment_draws_new_trainee_seeds():
     """The seed of the trainees after a resume depends on where the run resumed, so
     episodes after the checkpoint are new trainees, not a replay of the first ones."""
-    seeds = {train.segment_seed(0, done) for done in (0, 2, 4, 6)}
+    seeds = {segment_seed(0, done) for done in (0, 2, 4, 6)}
     assert len(seeds) == 4 and all(0 <= s < 2**32 for s in seeds)
-    assert train.segment_seed(0, 4) == train.segment_seed(0, 4)
-    assert train.segment_seed(0, 4) != train.segment_seed(1, 4)
-    assert isinstance(train.segment_seed(0, 4), int) and not isinstance(
-        train.segment_seed(0, 4), np.integer
-    )
+    assert segment_seed(0, 4) == segment_seed(0, 4)
+    assert segment_seed(0, 4) != segment_seed(1, 4)
+    assert isinstance(segment_seed(0, 4), int) and not isinstance(segment_seed(0, 4), np.integer)

@@ -1,0 +1,197 @@
+"""A training session's options and how they resolve into a run's configuration.
+
+:class:`TrainOptions` are train.py's flags (and :func:`agents.training.train_controller`'s
+input); :func:`resolve` turns them into the configuration, the run folder and the
+checkpoint to continue from; a run that cannot start raises :class:`UsageError`, which
+train.py prints as a usage error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.presets import DEFAULT_PRESET, get_preset
+from agents.runs import (
+    Checkpoint,
+    RunDir,
+    TrainConfig,
+    config_differences,
+)
+from lrenv.vector import trainee_device
+
+
+class UsageError(ValueError):
+    """Options that cannot make a run (train.py prints the message as a usage error)."""
+
+
+DEFAULT_CHECKPOINT_EVERY = 20
+
+CONFIG_FIELDS = (
+    "preset",
+    "env_id",
+    "env_kwargs",
+    "episodes",
+    "n_envs",
+    "seed",
+    "recurrent",
+    "select_every",
+    "select_seeds",
+    "residual_over",
+)
+
+
+@dataclass
+class TrainOptions:
+    """What a training session is asked to do: train.py's flags (each field's docstring is
+    its ``--help``). Unset task fields take the preset's value (the saved run's with
+    ``resume``); the PPO settings, given apart, likewise."""
+
+    preset: str | None = None
+    """Named settings to start from: cpu, cpu-cnn, cpu-cifar, paper or smoke (listed at the
+    end; default cpu)."""
+    env_id: str | None = None
+    """Gymnasium id of the trainee task, e.g. lrenv/FashionMNIST-CNN-v0."""
+    env_kwargs: dict[str, Any] | None = None
+    """Env keywords as JSON, merged over the preset's, e.g. '{"total_steps": 200}'."""
+    episodes: int | None = None
+    """Trainee episodes to train on, over all envs (paper: 1000)."""
+    n_envs: int | None = None
+    """Trainees trained at once, one process each (unless --batched). On 2 cores, 2 envs
+    run ~1.3-1.5x as many episodes an hour as one; on a GPU use --batched."""
+    batched: bool | None = None
+    """Train the n_envs trainees in this process as one batched computation (lrenv.vector)
+    instead of one process each; each trainee is the same as unbatched. The way to use a
+    GPU, and the default when the trainees' device (env keyword "device") is one. On a
+    CPU, batching measured ~1.2x for 8 cpu-preset MLP trainees in one process and nothing
+    for the CNN. A runtime choice, not part of the run's configuration: a --resume may
+    change it."""
+    seed: int | None = None
+    """Seed of the controller and of the trainees (default 0)."""
+    recurrent: bool | None = None
+    """An LSTM actor (sb3-contrib RecurrentPPO) instead of the MLP one."""
+    select_every: int | None = None
+    """Keep a controller snapshot every N episodes (and the untrained one); at the end the
+    one with the best validation loss becomes the controller, as baselines are chosen from
+    their grids (0: keep the last policy; the cpu preset: 50)."""
+    select_seeds: int | None = None
+    """Validation episodes per snapshot in that selection (default 4)."""
+    residual_over: str | None = None
+    """Comma-separated baseline families (wsd, schedule_free, cosine, ...): first choose the
+    best member on validation, as evaluate.py does, then train a residual controller over
+    it, whose action 0 is that schedule ("" for none; the cpu preset: wsd,schedule_free)."""
+    out: str | None = None
+    """Run folder (default runs/ENV-ALGO-seedS-TIMESTAMP); must not hold a run yet."""
+    resume: str | None = None
+    """Continue the run in this folder from its last checkpoint; flags given with it must
+    match the run's configuration."""
+    checkpoint_every: int | None = None
+    """Save a checkpoint every N episodes (rounded up to whole rollouts; 0: only at the end;
+    default 20, or what the resumed run used)."""
+    figure_every: int = 25
+    """Log the learning-rate schedule of every N-th episode as a figure (0: never)."""
+    torch_threads: int = 1
+    """Torch threads per trainee process (with --batched: of this process). More than the
+    free cores slows training by orders of magnitude; 2 threads help a LeNet at batch 1000
+    on an idle 2-core machine."""
+    ray: str | None = None
+    """Run the n_envs trainees as Ray actors, one each, anywhere on a Ray cluster; PPO stays
+    here. "local" starts Ray on this machine, "auto" joins the cluster this machine is part
+    of, "ray://HOST:10001" joins one through Ray Client (pip install -e ".[ray]";
+    docs/ray.md). A lost actor is started again and its episode redone. A runtime choice,
+    not part of the run's configuration: a --resume may change it."""
+    device: str = "cpu"
+    """Device of the controller (the trainee's is the env keyword "device")."""
+    progress: bool = True
+    """Show a progress bar with an ETA."""
+    trust_pickle: bool = False
+    """With --resume: read a checkpoint of an older version, whose normalisation statistics
+    are a pickle (vecnormalize.pkl). Unpickling runs code: only for run folders you made."""
+
+
+def resolve(
+    args: TrainOptions, task: dict[str, Any], ppo: dict[str, Any]
+) -> tuple[TrainConfig, RunDir, Checkpoint | None]:
+    """The run's configuration and folder, and the checkpoint to continue from.
+
+    A new run starts from the preset and applies the flags given; a resumed one starts
+    from its ``config.json`` and must not be changed by them.
+
+    Args:
+        args: the parsed arguments.
+        task: the task flags given (see :data:`CONFIG_FIELDS`).
+        ppo: the PPO settings given.
+
+    Returns:
+        The configuration, the run folder, and the latest checkpoint (None for a new run
+        or one that has none yet).
+
+    Raises:
+        ValueError: for an impossible configuration, an --out that already holds a run,
+            or a --resume whose flags differ from the run's configuration.
+    """
+    if args.resume is not None:
+        run = RunDir(args.resume)
+        if args.out is not None and Path(args.out).resolve() != run.path.resolve():
+            raise ValueError("--out and --resume name different folders; give only --resume")
+        saved = run.read_config()["config"]
+        config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+        differences = config_differences(saved, config.to_dict())
+        if differences:
+            raise ValueError(
+                f"refusing to resume {run.path}: the flags given differ from the run's "
+                "configuration (config.json):\n  "
+                + "\n  ".join(differences)
+                + "\nA resume continues the same run: drop those flags, or start a new "
+                "run with another --out."
+            )
+        return config, run, run.last_checkpoint()
+    preset = get_preset(task.pop("preset", DEFAULT_PRESET))
+    config = TrainConfig.from_preset(preset).with_overrides(task, ppo)
+    config.validate()
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run = RunDir(args.out or Path("runs") / config.run_name(stamp))
+    if run.config_path.exists():
+        raise ValueError(
+            f"{run.path} already holds a training run; continue it with --resume "
+            f"{run.path} or choose another --out"
+        )
+    return config, run, None
+
+
+def use_batched(args: TrainOptions, config: TrainConfig) -> bool:
+    """Whether to train the trainees batched: ``--batched`` if given, else whether the
+    trainees' device resolves to a GPU.
+
+    Args:
+        args: the parsed arguments.
+        config: the resolved configuration (its env id and keywords give the device).
+
+    Returns:
+        True to build the training envs with :func:`agents.vec_env.make_batched_vec_env`.
+
+    Raises:
+        ValueError: when the env keywords ask for a device that does not exist here.
+    """
+    if args.batched is not None:
+        return args.batched
+    return trainee_device(config.env_id, config.env_kwargs).type == "cuda"
+
+
+def describe(config: TrainConfig, derived: dict[str, Any]) -> str:
+    """The resolved configuration as a Markdown table (for TensorBoard's text tab).
+
+    Args:
+        config: the resolved configuration.
+        derived: values derived from it (decisions per episode, n_steps, ...).
+
+    Returns:
+        A two-column Markdown table.
+    """
+    rows = {k: v for k, v in config.to_dict().items() if k != "ppo"}
+    rows |= {f"ppo.{k}": v for k, v in config.to_dict()["ppo"].items()} | derived
+    return "| setting | value |\n| --- | --- |\n" + "\n".join(
+        f"| {k} | {v} |" for k, v in rows.items()
+    )

@@ -1,0 +1,465 @@
+"""One training session of a learning-rate controller, as a library function.
+
+:func:`train_controller` is train.py without the command line: it resolves the options
+(:mod:`agents.train_options`), chooses a residual controller's base schedule on
+validation, builds the training envs, trains PPO with checkpoints, resumes from the last
+one, keeps the snapshot chosen on validation and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import sb3_contrib
+import stable_baselines3
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import HParam
+from stable_baselines3.common.vec_env import VecEnv
+
+import lrenv
+from agents.callbacks import (
+    NON_TENSORBOARD,
+    EpisodeCheckpointer,
+    EpisodeTracker,
+    tensorboard_logger,
+    write_now,
+)
+from agents.checkpoints import CheckpointError, load_model, pickled_entries, read_normalization
+from agents.ppo import (
+    TwoRatePPO,
+    TwoRateRecurrentPPO,
+    build_agent,
+    close_envs,
+    observation_normalization,
+    rollout_shape,
+    training_envs,
+)
+from agents.presets import get_preset
+from agents.ray_cluster import EnvActorLostError, RayMissingError, connect
+from agents.runs import (
+    Checkpoint,
+    RunDir,
+    TrainConfig,
+    save_model,
+    write_json_atomic,
+)
+from agents.selection import (
+    choose_base,
+    describe_selection,
+    scores_by_episode,
+    select_snapshot,
+    snapshot_path,
+)
+from agents.tasks import Task
+from agents.train_options import (
+    CONFIG_FIELDS,
+    DEFAULT_CHECKPOINT_EVERY,
+    TrainOptions,
+    UsageError,
+    describe,
+    resolve,
+    use_batched,
+)
+from lrenv.env import check_env_kwargs
+
+
+def segment_seed(seed: int, episodes_done: int) -> int:
+    """The seed of a run resumed after ``episodes_done`` episodes (a 32-bit integer).
+
+    Args:
+        seed: the run's seed.
+        episodes_done: episodes before the resume.
+
+    Returns:
+        A seed that differs from the run's, so resumed trainees are new ones.
+    """
+    return int(np.random.SeedSequence([seed, episodes_done]).generate_state(1)[0])
+
+
+def attach_controller_metadata(
+    model: BaseAlgorithm, env: VecEnv, config: TrainConfig, extra: dict[str, Any]
+) -> None:
+    """Attach what agents/controller.py documents, so that it is saved with the model.
+
+    Args:
+        model: the controller being trained.
+        env: the training env (its observation statistics are attached).
+        config: the resolved configuration (attached as ``lrenv_config``).
+        extra: more entries for ``lrenv_config`` (derived values, episodes done).
+    """
+    model.lrenv_obs_normalization = observation_normalization(env)
+    model.lrenv_config = {**config.to_dict(), **extra}
+
+
+def train_controller(
+    args: TrainOptions,
+    ppo: Mapping[str, Any] | None = None,
+    callbacks: Sequence[BaseCallback] = (),
+    command: Sequence[str] = ("train.py",),
+) -> Path:
+    """Train (or resume) a controller: options in, run folder out.
+
+    Args:
+        args: the options (train.py's flags); unset task fields take the preset's values.
+        ppo: PPO settings to change from the preset's (:class:`PPOSettings` fields).
+        callbacks: extra stable-baselines3 callbacks (tests use one to interrupt a run).
+        command: the command line recorded in config.json.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        UsageError: options that cannot make a run (nothing is trained).
+        SystemExit: when interrupted (Ctrl-C or SIGTERM), after printing the command
+            that continues the run from its last checkpoint (code 130); when Ray is
+            missing or an env actor was lost too often.
+    """
+    task = {k: getattr(args, k) for k in CONFIG_FIELDS if getattr(args, k) is not None}
+    ppo = {k: v for k, v in (ppo or {}).items() if v is not None}
+    try:
+        config, run, checkpoint = resolve(args, task, ppo)
+        check_env_kwargs(config.env_id, config.env_kwargs)
+        batched = use_batched(args, config)
+        normalization = _check_checkpoint(checkpoint, args.trust_pickle)
+    except (ValueError, TypeError, FileNotFoundError, gymnasium.error.Error) as err:
+        raise UsageError(str(err)) from err
+    if args.ray is not None and batched:
+        if args.batched:
+            raise UsageError("--ray runs each trainee in its own Ray actor; drop --batched")
+        batched = False
+    if checkpoint is not None and checkpoint.progress.get("finished"):
+        print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
+        return run.path
+    if args.resume is not None:
+        for path in run.remove_leftovers():
+            print(f"removed {path} (left by an interrupted write)")
+        args.checkpoint_every = _runtime_option(args, run, checkpoint, "checkpoint_every")
+    elif args.checkpoint_every is None:
+        args.checkpoint_every = DEFAULT_CHECKPOINT_EVERY
+
+    base = None
+    if checkpoint is None and not run.config_path.exists() and config.residual_over:
+        base = _choose_base(config, args.progress)
+        config = config.with_overrides({"env_kwargs": base["env_kwargs"]})
+    if batched and config.env_kwargs.get("optimizer", "sgd") != "sgd":
+        # batched trainees run plain SGD only (lrenv.vector)
+        if args.batched:
+            raise UsageError(
+                f"--batched trains plain SGD only, but this run's trainees use optimizer="
+                f"{config.env_kwargs['optimizer']!r}; drop --batched"
+            )
+        batched = False
+
+    cluster = contextlib.ExitStack()
+    if args.ray is not None:
+        try:
+            cluster.enter_context(connect(args.ray))
+        except (RayMissingError, ValueError) as err:
+            raise SystemExit(str(err)) from None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.torch_threads)
+    sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        env = training_envs(
+            config.env_id,
+            config.env_kwargs,
+            config.n_envs,
+            config.ppo,
+            torch_threads=args.torch_threads,
+            normalization=normalization,
+            trusted_vecnormalize=checkpoint.legacy_vecnormalize if checkpoint else None,
+            batched=batched,
+            seed=config.seed,
+            ray=args.ray is not None,
+        )
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        raise UsageError(f"cannot build the training envs: {err}") from err
+    except (EOFError, ConnectionError) as err:
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        raise SystemExit(
+            f"train.py: error: an env worker process failed while building its env ({err!r}); "
+            "its own error is printed above. Try --n-envs 1 to see it here."
+        ) from None
+    try:
+        decisions = int(env.get_attr("decisions")[0])
+        n_steps, batch_size = rollout_shape(config.ppo, decisions, config.n_envs)
+        derived = {
+            "algorithm": config.algorithm,
+            "decisions_per_episode": decisions,
+            "n_steps": n_steps,
+            "batch_size": batch_size,
+            "total_timesteps": config.episodes * decisions,
+        }
+        if checkpoint is None and not run.config_path.exists():
+            run.write_config(
+                {
+                    "config": config.to_dict(),
+                    "derived": derived,
+                    # how the trainees ran, outside "config": a resume may change it
+                    # (each checkpoint's progress records its session's choice)
+                    "runtime": {"batched": batched, "checkpoint_every": args.checkpoint_every}
+                    | ({"ray": args.ray} if args.ray else {}),
+                    "base_selection": base,
+                    "versions": {
+                        "lrenv": lrenv.__version__,
+                        "stable_baselines3": stable_baselines3.__version__,
+                        "sb3_contrib": sb3_contrib.__version__,
+                        "torch": torch.__version__,
+                        "gymnasium": gymnasium.__version__,
+                    },
+                    "command": list(command),
+                    "created": dt.datetime.now().isoformat(timespec="seconds"),
+                }
+            )
+        return _train(args, config, run, checkpoint, env, derived, callbacks, batched)
+    except KeyboardInterrupt:
+        last = run.last_checkpoint()
+        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+        print(f"\ninterrupted ({where}); continue with: python train.py --resume {run.path}")
+        raise SystemExit(130) from None
+    except CheckpointError as err:
+        raise UsageError(str(err)) from err
+    except EnvActorLostError as err:
+        last = run.last_checkpoint()
+        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+        raise SystemExit(
+            f"{err}\nthe run stopped (last checkpoint: {where}); continue it, on this or "
+            f"another cluster, with: python train.py --resume {run.path} --ray ADDRESS"
+        ) from None
+    finally:
+        # Ignore a second signal while the workers close; a worker a signal reached
+        # already may be gone: closing its pipe fails.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        close_envs(env)
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        cluster.close()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: stop as Ctrl-C does (the last checkpoint stays; the resume command
+    is printed)."""
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _check_checkpoint(checkpoint: Checkpoint | None, trust_pickle: bool) -> dict[str, Any] | None:
+    """Check the checkpoint to resume from before any env starts; return its normalisation
+    statistics (None when it has none).
+
+    Raises:
+        CheckpointError: for a damaged checkpoint, or an older version's pickled
+            statistics without ``--trust-pickle``.
+    """
+    if checkpoint is None:
+        return None
+    pickled_entries(checkpoint.controller)  # a readable stable-baselines3 zip
+    if checkpoint.legacy_vecnormalize is not None and not trust_pickle:
+        raise CheckpointError(
+            f"{checkpoint.legacy_vecnormalize} is a pickle (an older version's checkpoint), "
+            "and reading it would run any code it holds. If you made this run folder "
+            "yourself, resume with --trust-pickle."
+        )
+    if checkpoint.vecnormalize is None:
+        return None
+    return read_normalization(checkpoint.vecnormalize)
+
+
+def _runtime_option(
+    args: TrainOptions, run: RunDir, checkpoint: Checkpoint | None, name: str
+) -> Any:
+    """A run-time option for a resumed run: the flag if given, else what the run last used
+    (its checkpoint's progress, else config.json's ``runtime``), else the default."""
+    given = getattr(args, name)
+    if given is not None:
+        return given
+    if checkpoint is not None and name in checkpoint.progress:
+        return checkpoint.progress[name]
+    runtime = run.read_config().get("runtime") or {}
+    return runtime.get(name, DEFAULT_CHECKPOINT_EVERY)
+
+
+def _train(
+    args: TrainOptions,
+    config: TrainConfig,
+    run: RunDir,
+    checkpoint: Checkpoint | None,
+    env: VecEnv,
+    derived: dict[str, Any],
+    callbacks: Sequence[BaseCallback],
+    batched: bool,
+) -> Path:
+    started = time.monotonic()
+    progress0 = checkpoint.progress if checkpoint else {}
+    episodes_done = int(progress0.get("episodes_done", 0))
+    wall0 = float(progress0.get("wall_seconds", 0.0))
+    if checkpoint is None:
+        model = build_agent(
+            env,
+            config.ppo,
+            decisions=derived["decisions_per_episode"],
+            recurrent=config.recurrent,
+            seed=config.seed,
+            device=args.device,
+        )
+    else:
+        algorithm = TwoRateRecurrentPPO if config.recurrent else TwoRatePPO
+
+        def template() -> BaseAlgorithm:
+            return build_agent(
+                env,
+                config.ppo,
+                decisions=derived["decisions_per_episode"],
+                recurrent=config.recurrent,
+                device=args.device,
+            )
+
+        model = load_model(
+            checkpoint.controller,
+            algorithm,
+            template,
+            env,
+            device=args.device,
+            episode_stats_path=checkpoint.episode_stats,
+        )
+        model._last_obs = None  # fresh trainees: reset the envs when learning starts
+        # Resumed trainees must not replay the episodes of the run's start.
+        model.set_random_seed(segment_seed(config.seed, episodes_done))
+    step = model.num_timesteps
+    # A resumed run replays the episodes after its checkpoint: TensorBoard drops what the
+    # interrupted session logged past it (every point logged at a later step).
+    model.set_logger(tensorboard_logger(run.tb, purge_step=step + 1 if checkpoint else None))
+    resumed = f"resumed at episode {episodes_done}\n\n" if checkpoint else ""
+    write_now(model.logger, {"config/resolved": resumed + describe(config, derived)}, step)
+    flat = {k: v for k, v in config.to_dict().items() if k != "ppo"}
+    flat |= config.to_dict()["ppo"] | derived
+    hparams = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in flat.items()}
+    metrics = {"rollout/ep_rew_mean": 0.0, "trainee/final_val_loss": 0.0}
+    write_now(model.logger, {"hparams": HParam(hparams, metrics)}, step, NON_TENSORBOARD)
+
+    tracker = EpisodeTracker(config.episodes, episodes_done, args.figure_every, args.progress)
+
+    def progress(finished: bool) -> dict[str, Any]:
+        return {
+            "episodes_done": tracker.episodes_done,
+            "num_timesteps": int(model.num_timesteps),
+            "episodes": config.episodes,
+            "total_timesteps": derived["total_timesteps"],
+            "finished": finished,
+            "batched": batched,
+            "checkpoint_every": args.checkpoint_every,
+            "wall_seconds": round(wall0 + time.monotonic() - started, 1),
+            "saved_at": dt.datetime.now().isoformat(timespec="seconds"),
+        }
+
+    def save_checkpoint(finished: bool = False) -> None:
+        extra = {**derived, "episodes_done": tracker.episodes_done}
+        attach_controller_metadata(model, env, config, extra)
+        run.save_checkpoint(model, env, progress(finished))
+
+    def save_snapshot() -> None:
+        path = snapshot_path(run.path, tracker.episodes_done)
+        if not path.exists():
+            attach_controller_metadata(
+                model, env, config, {**derived, "episodes_done": tracker.episodes_done}
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, path)
+
+    checkpointer = EpisodeCheckpointer(tracker, args.checkpoint_every, save_checkpoint)
+    snapshots = []
+    if config.select_every:
+        save_snapshot()  # the untrained controller (or where a resumed run stands)
+        snapshots.append(EpisodeCheckpointer(tracker, config.select_every, save_snapshot))
+    remaining = derived["total_timesteps"] - model.num_timesteps
+    model.learn(
+        remaining,
+        callback=[tracker, checkpointer, *snapshots, *callbacks],
+        reset_num_timesteps=checkpoint is None,
+    )
+    model.logger.dump(model.num_timesteps)  # the last update's train/ values
+    attach_controller_metadata(
+        model, env, config, {**derived, "episodes_done": tracker.episodes_done}
+    )
+    run.save_final(model, env)
+    if config.select_every:
+        save_snapshot()
+        _select(run, config, model, derived["decisions_per_episode"], args.progress)
+    save_checkpoint(finished=True)
+    model.logger.close()
+    _report(run, config, tracker, time.monotonic() - started)
+    return run.path
+
+
+def _choose_base(config: TrainConfig, progress: bool) -> dict[str, Any]:
+    """The residual controller's base: the best of ``config.residual_over`` on validation."""
+    families = [f for f in config.residual_over.split(",") if f]
+    print(f"choosing the base schedule among {', '.join(families)} on validation")
+    try:
+        base = choose_base(
+            Task(config.env_id, config.env_kwargs),
+            get_preset(config.preset).evaluation.grids,
+            families,
+            workers=config.n_envs,
+            progress=progress,
+        )
+    except ValueError as err:
+        raise SystemExit(f"--residual-over: {err}") from err
+    print(
+        f"  base: {base['family']} {base['schedule']} "
+        f"(mean best validation loss {base['best_val_loss']:.4f})"
+    )
+    return base
+
+
+def _select(
+    run: RunDir, config: TrainConfig, model: BaseAlgorithm, decisions: int, progress: bool
+) -> None:
+    """Make the snapshot with the best validation loss the run's controller; log the scores
+    (``eval/snapshot_val_loss`` at the time step each snapshot was taken)."""
+    print(f"choosing among the snapshots on {config.select_seeds} validation episodes each")
+    task = Task(config.env_id, config.env_kwargs)
+    selection = select_snapshot(run.path, task, config.select_seeds, config.n_envs, progress)
+    write_json_atomic(run.path / "selection.json", selection)
+    step = model.num_timesteps
+    write_now(model.logger, {"eval/selection": describe_selection(selection)}, step)
+    for episodes, loss in scores_by_episode(selection):
+        write_now(model.logger, {"eval/snapshot_val_loss": loss}, episodes * decisions)
+    chosen = next(s for s in selection["scores"] if s["snapshot"] == selection["chosen"])
+    print(
+        f"  chose the snapshot after {chosen['episodes']} episodes "
+        f"(mean best validation loss {chosen['best_val_loss']:.4f})"
+    )
+
+
+def _report(run: RunDir, config: TrainConfig, tracker: EpisodeTracker, seconds: float) -> None:
+    minutes, secs = divmod(round(seconds), 60)
+    last = tracker.last_episode
+    print(
+        f"\nTrained {tracker.episodes_done} trainee episodes ({tracker.episodes_run} in "
+        f"{minutes}m{secs:02d}s this session)."
+    )
+    if "trainee/return" in last:
+        print(f"  last episode: return {last['trainee/return']:.4g}", end="")
+        if "trainee/final_val_loss" in last:
+            print(f", final validation loss {last['trainee/final_val_loss']:.4g}", end="")
+        print()
+    print(f"  controller:    {run.controller_file}")
+    print(f"  for SB3:       {run.controller} (PPO.load unpickles it: trusted files only)")
+    if run.vecnormalize.exists():
+        print(f"  normalisation: {run.vecnormalize} (also inside the controller files)")
+    print(f"  config:        {run.config_path}")
+    print(f"  TensorBoard:   tensorboard --logdir {run.tb}")
+    print(f"  evaluate:      python evaluate.py --controller {run.path}")
