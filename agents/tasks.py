@@ -84,9 +84,9 @@ class Task:
     def resolved_kwargs(self) -> dict[str, Any]:
         """Every keyword the env is built with: :class:`lrenv.env.LRScheduleEnv`'s defaults,
         the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those."""
-        from lrenv.env import env_defaults  # torch and the data loaders only when asked
+        from lrenv.env import resolve_env_kwargs  # torch and the data loaders only when asked
 
-        return {**env_defaults(), **gym.spec(self.env_id).kwargs, **self.env_kwargs}
+        return resolve_env_kwargs(self.env_id, self.env_kwargs)
 
     def same_task_as(self, other: Task) -> bool:
         """Whether both train the same trainee the same way (runtime keywords aside)."""

@@ -34,7 +34,7 @@ from torch import nn
 
 from lrenv.controller import Controller, ControllerFileError
 from lrenv.data import load_dataset
-from lrenv.scheduler import LearnedLRScheduler, resolve_env_kwargs
+from lrenv.scheduler import LearnedLRScheduler, trained_env_kwargs
 
 HOW_TO_MAKE_ONE = """\
 Make a controller with train.py first, e.g. (from the project root):
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{err}\n\n{HOW_TO_MAKE_ONE}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    trained_on = resolve_env_kwargs(controller.config)
+    trained_on = trained_env_kwargs(controller.config)
     steps = args.steps or trained_on["total_steps"]
     batch_size = args.batch_size or trained_on["batch_size"]
     device = torch.device(args.device)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 
 from lrenv.data import DATASETS, check_data_root, load_dataset
 from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
@@ -579,6 +580,50 @@ def check_reset_options(options: Mapping[str, Any] | None) -> float | None:
     return float(lr)
 
 
+def _spec(env_id: str) -> tuple[EnvSpec, bool]:
+    """The registered spec of ``env_id`` (``"module:id"`` imports the module first, as
+    ``gym.make`` does) and whether :class:`LRScheduleEnv` makes it.
+
+    Raises:
+        ValueError: for an id that is not registered, saying how lrenv's ids get registered.
+    """
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        importlib.import_module(module)
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as err:
+        raise ValueError(
+            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
+            "lrenv is imported: write `import lrenv` first, or the id as "
+            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
+        ) from err
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(module), name)
+    return spec, isinstance(entry, type) and issubclass(entry, LRScheduleEnv)
+
+
+def resolve_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every keyword ``gym.make(env_id, **env_kwargs)`` passes to :class:`LRScheduleEnv`:
+    its defaults, the id's registered keywords over them, ``env_kwargs`` over those. The one
+    place that reads what an id means (the vector envs, the evaluation's tasks and the
+    scheduler all ask here).
+
+    Args:
+        env_id: a registered lrenv id (``"module:id"`` is accepted).
+        env_kwargs: keywords over the id's registered ones.
+
+    Raises:
+        ValueError: for an id that is not registered, or not made by ``LRScheduleEnv``.
+    """
+    spec, made_here = _spec(env_id)
+    if not made_here:
+        raise ValueError(f"{env_id} is not an lrenv id (its env is not an LRScheduleEnv)")
+    return {**env_defaults(), **spec.kwargs, **dict(env_kwargs or {})}
+
+
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     """Check the keywords ``gym.make(env_id, **env_kwargs)`` would pass to
     :class:`LRScheduleEnv` without building it (no data is loaded): the check a parent
@@ -592,18 +637,11 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
         env_kwargs: keywords over the id's registered ones.
 
     Raises:
-        ValueError: naming the keyword and what it accepts.
-        gymnasium.error.Error: for an id that is not registered.
+        ValueError: naming the keyword and what it accepts, or for an id that is not
+            registered.
     """
-    if ":" in env_id:
-        module, env_id = env_id.split(":", 1)
-        importlib.import_module(module)
-    spec = gym.spec(env_id)
-    entry = spec.entry_point
-    if isinstance(entry, str):
-        module, name = entry.split(":")
-        entry = getattr(importlib.import_module(module), name)
-    if not (isinstance(entry, type) and issubclass(entry, LRScheduleEnv)):
+    spec, made_here = _spec(env_id)
+    if not made_here:
         return
     kwargs = {**spec.kwargs, **env_kwargs}
     defaults = env_defaults()

@@ -41,14 +41,12 @@ made at step ``total_steps - every`` and the rate stays as it is after that.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -62,6 +60,7 @@ from lrenv.env import (
     looks_diverged,
     residual_lr,
     resolve_divergence_loss,
+    resolve_env_kwargs,
     scaled_lr,
 )
 from lrenv.features import compute_features, feature_names
@@ -102,39 +101,29 @@ def _evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
             switch_train()
 
 
-def resolve_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The keywords of the env a controller was trained on, every default filled in.
-
-    :class:`lrenv.env.LRScheduleEnv`'s defaults (read from its signature), then the
-    keywords registered for ``config["env_id"]``, then ``config["env_kwargs"]``: what
-    ``gym.make(env_id, **env_kwargs)`` built during training.
+def trained_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of the env a controller was trained on, every default filled in:
+    :func:`lrenv.env.resolve_env_kwargs` of ``config["env_id"]`` and
+    ``config["env_kwargs"]`` (an empty config gives the env's defaults).
 
     Args:
-        config: a controller's training configuration (``Controller.config``); an empty
-            one gives the env's defaults.
+        config: a controller's training configuration (``Controller.config``).
 
     Returns:
         Every keyword of ``LRScheduleEnv`` (``lr_bounds`` as a tuple of floats).
 
     Raises:
-        ValueError: when ``env_id`` is not a registered environment.
+        ValueError: when ``env_id`` is not a registered lrenv environment here.
     """
-    defaults = env_defaults()
-    registered: dict[str, Any] = {}
     env_id = config.get("env_id")
+    env_kwargs = dict(config.get("env_kwargs") or {})
     if env_id:
-        module, _, name = str(env_id).rpartition(":")
-        if module:  # "package:id", as gym.make accepts: the package registers the id
-            importlib.import_module(module)
         try:
-            registered = dict(gym.spec(name).kwargs)
-        except gym.error.Error as err:
-            raise ValueError(
-                f"the controller was trained on {env_id!r}, which is not a registered "
-                "environment here; import the package that registers it first (`import "
-                "lrenv` for lrenv's ids)"
-            ) from err
-    kwargs = {**defaults, **registered, **dict(config.get("env_kwargs") or {})}
+            kwargs = resolve_env_kwargs(str(env_id), env_kwargs)
+        except ValueError as err:
+            raise ValueError(f"the controller was trained on {env_id!r}: {err}") from err
+    else:
+        kwargs = {**env_defaults(), **env_kwargs}
     kwargs["lr_bounds"] = tuple(float(bound) for bound in kwargs["lr_bounds"])
     return kwargs
 
@@ -160,7 +149,7 @@ class LearnedLRScheduler(LRScheduler):
 
     The env settings that matter (``factor_base``, ``lr_bounds``, ``feature_transform``,
     ``progress_feature``, ``steps_per_action``) are the controller's training env's, from
-    :func:`resolve_env_kwargs`; ``settings`` holds them.
+    :func:`trained_env_kwargs`; ``settings`` holds them.
 
     Args:
         optimizer: any optimizer with ``param_groups`` (SGD, Adam, AdamW, ...). The first
@@ -227,7 +216,7 @@ class LearnedLRScheduler(LRScheduler):
         if not isinstance(controller, Controller):
             controller = Controller.load(controller, device=controller_device)
         self.controller = controller
-        env_kwargs = resolve_env_kwargs(controller.config)
+        env_kwargs = trained_env_kwargs(controller.config)
         self.settings = {name: env_kwargs[name] for name in SCHEDULER_SETTINGS}
         self.feature_names = feature_names(bool(self.settings["progress_feature"]))
         if controller.observation_size != len(self.feature_names):

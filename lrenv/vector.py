@@ -34,19 +34,17 @@ result instead of training alone. So the parents' auto-reset logic is reused ver
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
-from lrenv.env import LRScheduleEnv, check_action, env_defaults
+from lrenv.env import LRScheduleEnv, check_action, resolve_env_kwargs
 from lrenv.threads import torch_threads
 from lrenv.trainee import resolve_device
 
@@ -70,32 +68,6 @@ class BatchSlotEnv(LRScheduleEnv):
         return super().step(action)
 
 
-def resolve_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The keywords ``gym.make(env_id, **env_kwargs)`` would pass to ``LRScheduleEnv``.
-
-    Raises:
-        ValueError: if ``env_id`` is not made by :class:`~lrenv.env.LRScheduleEnv`.
-    """
-    if ":" in env_id:  # "module:id", as gym.make accepts: import the module, which registers
-        module, env_id = env_id.split(":", 1)
-        importlib.import_module(module)
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as err:
-        raise ValueError(
-            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
-            "lrenv is imported: write `import lrenv` first, or the id as "
-            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
-        ) from err
-    entry = spec.entry_point
-    if isinstance(entry, str):
-        module, name = entry.split(":")
-        entry = getattr(importlib.import_module(module), name)
-    if not (isinstance(entry, type) and issubclass(entry, LRScheduleEnv)):
-        raise ValueError(f"{env_id} is not an lrenv LRScheduleEnv id; batched envs need one")
-    return {**spec.kwargs, **env_kwargs}
-
-
 def max_episode_steps(env_id: str, env_kwargs: Mapping[str, Any]) -> int:
     """The decisions per episode of ``gym.make(env_id, **env_kwargs)``.
 
@@ -104,7 +76,7 @@ def max_episode_steps(env_id: str, env_kwargs: Mapping[str, Any]) -> int:
     ``steps_per_action``, so that gym.make's ``TimeLimit`` ends the episode where the env
     does (and the spec tells the truth).
     """
-    kwargs = {**env_defaults(), **resolve_env_kwargs(env_id, dict(env_kwargs))}
+    kwargs = resolve_env_kwargs(env_id, env_kwargs)
     return kwargs["total_steps"] // kwargs["steps_per_action"]
 
 
@@ -121,8 +93,7 @@ def trainee_device(env_id: str, env_kwargs: Mapping[str, Any]) -> torch.device:
     Raises:
         ValueError: if ``env_id`` is not an lrenv id, or asks for CUDA where there is none.
     """
-    kwargs = resolve_env_kwargs(env_id, dict(env_kwargs))
-    return resolve_device(kwargs.get("device", env_defaults()["device"]))
+    return resolve_device(resolve_env_kwargs(env_id, env_kwargs)["device"])
 
 
 class BatchedEnvs:

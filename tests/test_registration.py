@@ -15,7 +15,7 @@ SMALL = {"device": "cpu"}
 
 
 def test_ids_found():
-    assert "lrenv/Synthetic-v0" in IDS and len(IDS) == 7
+    assert "lrenv/Synthetic-v0" in IDS and len(IDS) == 9
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -19,7 +19,7 @@ from lrenv.controller import Controller, ControllerFileError
 from lrenv.data import load_dataset
 from lrenv.env import scaled_lr
 from lrenv.models import MLP
-from lrenv.scheduler import LearnedLRScheduler, resolve_env_kwargs
+from lrenv.scheduler import LearnedLRScheduler, trained_env_kwargs
 
 SEED = 3
 INITIAL_LR = 0.05
@@ -371,15 +371,15 @@ def test_a_diverged_run_keeps_its_rate_and_steps_past_the_end_warn(controllers):
 
 
 def test_env_settings_come_from_the_training_config():
-    defaults = resolve_env_kwargs({})
+    defaults = trained_env_kwargs({})
     assert defaults["factor_base"] == 2.0 and defaults["lr_bounds"] == (1e-6, 1.0)
     assert defaults["steps_per_action"] == 10 and defaults["total_steps"] == 1000
     config = {"env_id": "lrenv:lrenv/Synthetic-v0", "env_kwargs": {"lr_bounds": [1e-5, 0.5]}}
-    resolved = resolve_env_kwargs(config)
+    resolved = trained_env_kwargs(config)
     assert resolved["total_steps"] == 200 and resolved["dataset"] == "synthetic"  # registered
     assert resolved["lr_bounds"] == (1e-5, 0.5)  # env_kwargs over them
     with pytest.raises(ValueError, match="not a registered"):
-        resolve_env_kwargs({"env_id": "lrenv/NoSuchTask-v0"})
+        trained_env_kwargs({"env_id": "lrenv/NoSuchTask-v0"})
 
 
 def load_example():
