@@ -344,7 +344,7 @@ def make_env(
         th.set_num_threads(torch_threads)
     env_id = env_id if ":" in env_id else f"lrenv:{env_id}"
     # torch_threads=None: the env computes with this process's count, which train.py's
-    # --torch-threads set (here, or in the main process); a keyword of the user's wins
+    # --threads set (here, or in the main process); a keyword of the user's wins
     kwargs = {"torch_threads": None, **env_kwargs}
     # the spec's episode length is its own task's: say this one's, so that gym.make's
     # TimeLimit ends the episode where the env does when total_steps is overridden
@@ -468,7 +468,7 @@ def training_envs(
     elif batched:
         # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
         # the batched envs are made without gym.make, so there is no Monitor to double.
-        kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--torch-threads)
+        kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--threads)
         venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **kwargs)
     else:
         threads = torch_threads if n_envs > 1 else None

@@ -92,7 +92,7 @@ class TrainOptions:
     default 20, or what the resumed run used)."""
     figure_every: int = 25
     """Log the learning-rate schedule of every N-th episode as a figure (0: never)."""
-    torch_threads: int = 1
+    threads: int = 1
     """Torch threads per trainee process (with --batched: of this process). More than the
     free cores slows training by orders of magnitude; 2 threads help a LeNet at batch 1000
     on an idle 2-core machine."""

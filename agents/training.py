@@ -167,7 +167,7 @@ def train_controller(
         except (RayMissingError, ValueError) as err:
             raise SystemExit(str(err)) from None
     threads = torch.get_num_threads()
-    torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.threads)
     sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         env = training_envs(
@@ -175,7 +175,7 @@ def train_controller(
             config.env_kwargs,
             config.n_envs,
             config.ppo,
-            torch_threads=args.torch_threads,
+            torch_threads=args.threads,
             normalization=normalization,
             trusted_vecnormalize=checkpoint.legacy_vecnormalize if checkpoint else None,
             batched=batched,
@@ -195,12 +195,12 @@ def train_controller(
         ) from None
     try:
         decisions = int(env.get_attr("decisions")[0])
-        n_steps, batch_size = rollout_shape(config.ppo, decisions, config.n_envs)
+        n_steps, minibatch_size = rollout_shape(config.ppo, decisions, config.n_envs)
         derived = {
             "algorithm": config.algorithm,
             "decisions_per_episode": decisions,
             "n_steps": n_steps,
-            "batch_size": batch_size,
+            "ppo_minibatch_size": minibatch_size,  # the trainee's batch_size is an env keyword
             "total_timesteps": config.episodes * decisions,
         }
         if checkpoint is None and not run.config_path.exists():

@@ -59,7 +59,7 @@ def test_kill_9_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
     rng = random.Random(14)
     run = RunDir(tmp_path / "run")
     new = ["--preset", "smoke", "--out", str(run.path), "--episodes", str(EPISODES)]
-    common = ["--no-progress", "--checkpoint-every", "2", "--torch-threads", "1"]
+    common = ["--no-progress", "--checkpoint-every", "2", "--threads", "1"]
     kills = corrupted = 0
     at: list[int] = []  # episodes checkpointed when each kill landed
     argv = [*new, *common]
