@@ -25,7 +25,7 @@ from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
 from agents.report import write_report
 from agents.runner import Runner
 from agents.tasks import BASELINES, check_controller_fits, resolve_tasks
-from lrenv.env import check_env_kwargs
+from lrenv.keywords import check_env_kwargs
 from lrenv.vector import trainee_device
 
 

@@ -84,7 +84,7 @@ class Task:
     def resolved_kwargs(self) -> dict[str, Any]:
         """Every keyword the env is built with: :class:`lrenv.env.LRScheduleEnv`'s defaults,
         the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those."""
-        from lrenv.env import resolve_env_kwargs  # torch and the data loaders only when asked
+        from lrenv.keywords import resolve_env_kwargs  # torch and the data loaders only when asked
 
         return resolve_env_kwargs(self.env_id, self.env_kwargs)
 

@@ -70,7 +70,7 @@ from agents.train_options import (
     resolve,
     use_batched,
 )
-from lrenv.env import check_env_kwargs
+from lrenv.keywords import check_env_kwargs
 
 
 def segment_seed(seed: int, episodes_done: int) -> int:

@@ -3,29 +3,21 @@ Rate Schedule", arXiv:1909.09712)."""
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
 import math
-import numbers
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.registration import EnvSpec
 
-from lrenv.data import DATASETS, check_data_root, load_dataset
-from lrenv.features import FEATURE_TRANSFORMS, compute_features, feature_names
-from lrenv.models import MODELS
+from lrenv.data import load_dataset
+from lrenv.features import compute_features, feature_names
+from lrenv.keywords import check_action, check_reset_options, validate_config
 from lrenv.schedules import Schedule, schedule_from_dict
 from lrenv.threads import check_torch_threads, with_torch_threads
-from lrenv.trainee import Evaluation, Trainee, check_optimizer, check_precision, resolve_device
+from lrenv.trainee import Evaluation, Trainee, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
-ACTION_MODES = ("scale", "absolute", "residual")
-REWARDS = ("loss", "delta")
 OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
 
 
@@ -228,7 +220,7 @@ class LRScheduleEnv(gym.Env):
         torch_threads: int | None = 1,
         render_mode: str | None = None,
     ) -> None:
-        _validate_config(
+        validate_config(
             dataset=dataset,
             model=model,
             batch_size=batch_size,
@@ -483,18 +475,6 @@ class LRScheduleEnv(gym.Env):
         }
 
 
-@functools.cache
-def _env_defaults() -> tuple[tuple[str, Any], ...]:
-    parameters = inspect.signature(LRScheduleEnv.__init__).parameters.values()
-    return tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
-
-
-def env_defaults() -> dict[str, Any]:
-    """The default of every keyword of :class:`LRScheduleEnv` (read from its signature):
-    what an id's registered keywords and a user's keywords are merged over."""
-    return dict(_env_defaults())
-
-
 def resolve_divergence_loss(divergence_loss: float | None, num_classes: int) -> float:
     """``divergence_loss``, or by default twice the chance-level loss ``2 ln C``."""
     return 2.0 * math.log(num_classes) if divergence_loss is None else float(divergence_loss)
@@ -538,195 +518,3 @@ def residual_lr(base_lr: float, action: float, factor_base: float) -> float:
     of a decay to zero) stays 0 whatever the action.
     """
     return float(base_lr * factor_base**action)
-
-
-def check_action(action: Any) -> float:
-    """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one, or
-    one that is not a real number (a string, complex number, bool or None)."""
-    try:
-        array = np.asarray(action)
-    except (TypeError, ValueError) as err:  # a ragged list, say
-        raise ValueError(
-            f"action must be a number or an array of shape (1,), got {action!r}"
-        ) from err
-    if array.dtype.kind not in "iuf":  # "b" bool, "c" complex, "U" str, "O" None and others
-        raise ValueError(
-            "action must be a real number or an array of shape (1,) of floats, "
-            f"got {action!r} (dtype {array.dtype})"
-        )
-    if array.shape not in ((), (1,)):
-        raise ValueError(f"action must have shape (1,), got shape {array.shape}")
-    value = float(array.reshape(()))
-    if not math.isfinite(value):
-        raise ValueError(f"action must be finite, got {value}")
-    return float(np.clip(value, -1.0, 1.0))
-
-
-def check_reset_options(options: Mapping[str, Any] | None) -> float | None:
-    """The ``initial_lr`` reset option as a float (None when not given); ValueError for
-    anything else, so that a typo never passes silently."""
-    if options is None:
-        return None
-    if not isinstance(options, Mapping) or set(options) - {"initial_lr"}:
-        raise ValueError(
-            "reset options allow only 'initial_lr' (a positive, finite learning rate), "
-            f"e.g. options={{'initial_lr': 0.01}}; got {options!r}"
-        )
-    if "initial_lr" not in options:
-        return None
-    lr = options["initial_lr"]
-    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"reset option 'initial_lr' must be a positive, finite number, got {lr!r}")
-    return float(lr)
-
-
-def _spec(env_id: str) -> tuple[EnvSpec, bool]:
-    """The registered spec of ``env_id`` (``"module:id"`` imports the module first, as
-    ``gym.make`` does) and whether :class:`LRScheduleEnv` makes it.
-
-    Raises:
-        ValueError: for an id that is not registered, saying how lrenv's ids get registered.
-    """
-    if ":" in env_id:
-        module, env_id = env_id.split(":", 1)
-        importlib.import_module(module)
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as err:
-        raise ValueError(
-            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
-            "lrenv is imported: write `import lrenv` first, or the id as "
-            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
-        ) from err
-    entry = spec.entry_point
-    if isinstance(entry, str):
-        module, name = entry.split(":")
-        entry = getattr(importlib.import_module(module), name)
-    return spec, isinstance(entry, type) and issubclass(entry, LRScheduleEnv)
-
-
-def resolve_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every keyword ``gym.make(env_id, **env_kwargs)`` passes to :class:`LRScheduleEnv`:
-    its defaults, the id's registered keywords over them, ``env_kwargs`` over those. The one
-    place that reads what an id means (the vector envs, the evaluation's tasks and the
-    scheduler all ask here).
-
-    Args:
-        env_id: a registered lrenv id (``"module:id"`` is accepted).
-        env_kwargs: keywords over the id's registered ones.
-
-    Raises:
-        ValueError: for an id that is not registered, or not made by ``LRScheduleEnv``.
-    """
-    spec, made_here = _spec(env_id)
-    if not made_here:
-        raise ValueError(f"{env_id} is not an lrenv id (its env is not an LRScheduleEnv)")
-    return {**env_defaults(), **spec.kwargs, **dict(env_kwargs or {})}
-
-
-def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
-    """Check the keywords ``gym.make(env_id, **env_kwargs)`` would pass to
-    :class:`LRScheduleEnv` without building it (no data is loaded): the check a parent
-    process makes before starting env workers, so that a mistake is reported here rather
-    than as a worker's broken pipe.
-
-    Ids that another class makes are only checked to exist.
-
-    Args:
-        env_id: a registered id (``"module:id"`` is accepted).
-        env_kwargs: keywords over the id's registered ones.
-
-    Raises:
-        ValueError: naming the keyword and what it accepts, or for an id that is not
-            registered.
-    """
-    spec, made_here = _spec(env_id)
-    if not made_here:
-        return
-    kwargs = {**spec.kwargs, **env_kwargs}
-    defaults = env_defaults()
-    unknown = sorted(set(kwargs) - set(defaults))
-    if unknown:
-        raise ValueError(
-            f"unknown env keyword(s) {', '.join(map(repr, unknown))} for {env_id}; "
-            f"the keywords are: {', '.join(sorted(defaults))}"
-        )
-    config = {**defaults, **kwargs}
-    _validate_config(**config)
-    if config["render_mode"] not in (None, *LRScheduleEnv.metadata["render_modes"]):
-        raise ValueError(f"render_mode must be None or 'rgb_array', got {config['render_mode']!r}")
-    check_data_root(config["dataset"], config["data_root"])
-
-
-def _is_real(value: Any) -> bool:
-    """Whether ``value`` is a real number (numpy scalars included), and not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _validate_config(**c: Any) -> None:
-    """Raise ValueError, naming what is allowed, for an impossible configuration."""
-    if c["dataset"] not in DATASETS:
-        raise ValueError(f"unknown dataset {c['dataset']!r}; choose one of {', '.join(DATASETS)}")
-    if c["model"] not in MODELS:
-        raise ValueError(f"unknown model {c['model']!r}; choose one of {', '.join(MODELS)}")
-    check_precision(c["precision"])  # before the data loads; the trainee checks the device
-    check_optimizer(c["optimizer"], c["warmup_steps"])
-    if c["reward"] not in REWARDS:
-        raise ValueError(f"unknown reward {c['reward']!r}; choose one of {', '.join(REWARDS)}")
-    if (c["action_mode"] == "residual") != (c["base_schedule"] is not None):
-        raise ValueError(
-            "action_mode='residual' scales base_schedule, and base_schedule is read only by "
-            "it: give both (e.g. base_schedule={'kind': 'wsd', 'peak_lr': 0.3, "
-            f"'cooldown': 0.2}}), got action_mode={c['action_mode']!r}, "
-            f"base_schedule={c['base_schedule']!r}"
-        )
-    if c["base_schedule"] is not None:
-        schedule_from_dict(c["base_schedule"])  # ValueError naming the kinds
-    for key in ("batch_size", "steps_per_action", "total_steps"):
-        value = c[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
-    if c["total_steps"] % c["steps_per_action"]:
-        raise ValueError(
-            f"total_steps ({c['total_steps']}) must be a multiple of steps_per_action "
-            f"({c['steps_per_action']})"
-        )
-    bounds = c["lr_bounds"]
-    try:
-        low, high = bounds
-    except (TypeError, ValueError):
-        low = high = None
-    if not (_is_real(low) and _is_real(high) and 0 < low < high and math.isfinite(high)):
-        raise ValueError(
-            f"lr_bounds must be two numbers (low, high) with 0 < low < high < inf, got {bounds!r}"
-        )
-    rates = [c["initial_lr"]] if c["initial_lr"] is not None else list(c["initial_lrs"])
-    if not rates or not all(_is_real(r) and math.isfinite(r) and r > 0 for r in rates):
-        raise ValueError(
-            f"initial learning rates (initial_lr, or initial_lrs when it is None) must be "
-            f"positive, finite numbers, got {rates!r}"
-        )
-    if c["action_mode"] not in ACTION_MODES:
-        raise ValueError(
-            f"unknown action_mode {c['action_mode']!r}; choose one of {', '.join(ACTION_MODES)}"
-        )
-    base = c["factor_base"]
-    if not (_is_real(base) and math.isfinite(base) and base > 1):
-        raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
-    if not (_is_real(c["momentum"]) and 0 <= c["momentum"] < 1):
-        raise ValueError(f"momentum must be a number in [0, 1), got {c['momentum']!r}")
-    if c["val_size"] is not None and (not isinstance(c["val_size"], int) or c["val_size"] < 2):
-        raise ValueError(f"val_size must be None (all) or an integer >= 2, got {c['val_size']!r}")
-    if c["feature_transform"] not in FEATURE_TRANSFORMS:
-        raise ValueError(
-            f"unknown feature_transform {c['feature_transform']!r}; "
-            f"choose one of {', '.join(FEATURE_TRANSFORMS)}"
-        )
-    weight = c["final_reward_weight"]
-    if not (_is_real(weight) and math.isfinite(weight) and weight >= 0):
-        raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")
-    limit = c["divergence_loss"]
-    if limit is not None and not (_is_real(limit) and math.isfinite(limit) and limit > 0):
-        raise ValueError(
-            f"divergence_loss must be None (2 ln C) or a positive, finite number, got {limit!r}"
-        )

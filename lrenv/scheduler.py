@@ -54,16 +54,9 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from lrenv.controller import Controller
 from lrenv.data import Split
-from lrenv.env import (
-    check_action,
-    env_defaults,
-    looks_diverged,
-    residual_lr,
-    resolve_divergence_loss,
-    resolve_env_kwargs,
-    scaled_lr,
-)
+from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
 from lrenv.features import compute_features, feature_names
+from lrenv.keywords import check_action, env_defaults, resolve_env_kwargs
 from lrenv.models import final_linear
 from lrenv.schedules import schedule_from_dict
 from lrenv.trainee import Evaluation, evaluate_module
@@ -103,7 +96,7 @@ def _evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
 
 def trained_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     """The keywords of the env a controller was trained on, every default filled in:
-    :func:`lrenv.env.resolve_env_kwargs` of ``config["env_id"]`` and
+    :func:`lrenv.keywords.resolve_env_kwargs` of ``config["env_id"]`` and
     ``config["env_kwargs"]`` (an empty config gives the env's defaults).
 
     Args:

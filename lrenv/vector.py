@@ -44,7 +44,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
-from lrenv.env import LRScheduleEnv, check_action, resolve_env_kwargs
+from lrenv.env import LRScheduleEnv
+from lrenv.keywords import check_action, resolve_env_kwargs
 from lrenv.threads import torch_threads
 from lrenv.trainee import resolve_device
 

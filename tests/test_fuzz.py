@@ -23,7 +23,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import lrenv  # noqa: F401  (registers the ids)
-from lrenv.env import check_env_kwargs
+from lrenv.keywords import check_env_kwargs
 
 FAST = {"dataset": "synthetic", "model": "mlp", "batch_size": 16, "val_size": 64}
 
