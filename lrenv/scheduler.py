@@ -40,10 +40,9 @@ made at step ``total_steps - every`` and the rate stays as it is after that.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from os import PathLike
 from typing import Any
 
@@ -57,7 +56,15 @@ from lrenv.data import Split
 from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
 from lrenv.features import compute_features, feature_names
 from lrenv.keywords import check_action, env_defaults, resolve_env_kwargs
-from lrenv.models import final_linear
+from lrenv.scheduler_inputs import (
+    cpu,
+    device_of,
+    evaluated_weights,
+    find_feature_layer,
+    loss_value,
+    positive_int,
+    validation_tensors,
+)
 from lrenv.schedules import schedule_from_dict
 from lrenv.trainee import Evaluation, evaluate_module
 
@@ -73,25 +80,6 @@ SCHEDULER_SETTINGS = (
     "divergence_loss",
 )
 """The env keywords that decide how a controller's decisions map onto a training loop."""
-
-
-@contextlib.contextmanager
-def _evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
-    """Within: the weights an evaluation reads. For schedule-free optimizers (those with
-    ``train()``/``eval()``, e.g. ``schedulefree.SGDScheduleFree``) that is their average,
-    as in the env; the training mode is restored after. Other optimizers: unchanged."""
-    switch_eval = getattr(optimizer, "eval", None)
-    switch_train = getattr(optimizer, "train", None)
-    groups = getattr(optimizer, "param_groups", [])
-    schedule_free = callable(switch_eval) and callable(switch_train)
-    was_training = schedule_free and bool(groups and groups[0].get("train_mode", True))
-    if schedule_free:
-        switch_eval()
-    try:
-        yield
-    finally:
-        if was_training:
-            switch_train()
 
 
 def trained_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,11 +206,11 @@ class LearnedLRScheduler(LRScheduler):
                 f"its training config gives {len(self.feature_names)} "
                 f"({', '.join(self.feature_names)}); is the controller from train.py?"
             )
-        self.every = _positive_int(
+        self.every = positive_int(
             self.settings["steps_per_action"] if every is None else every, "every"
         )
         if total_steps is not None:
-            total_steps = _positive_int(total_steps, "total_steps")
+            total_steps = positive_int(total_steps, "total_steps")
         elif self.settings["progress_feature"]:
             raise ValueError(
                 "this controller reads training progress (it was trained with "
@@ -233,9 +221,9 @@ class LearnedLRScheduler(LRScheduler):
             )
         self.total_steps = total_steps
         self.model = model
-        self.layer = _feature_layer(model, feature_layer)
-        x, y = _validation_tensors(val_data)
-        self._val = (x.to(_device_of(model)), y.to(_device_of(model)))
+        self.layer = find_feature_layer(model, feature_layer)
+        x, y = validation_tensors(val_data)
+        self._val = (x.to(device_of(model)), y.to(device_of(model)))
         self._check_outputs()
 
         lr = float(optimizer.param_groups[0]["lr"])
@@ -289,7 +277,7 @@ class LearnedLRScheduler(LRScheduler):
         """
         if self.started:
             raise RuntimeError("start() comes once, before the first step()")
-        self._start(_loss_value(first_batch_loss))
+        self._start(loss_value(first_batch_loss))
 
     def step(self, train_loss: torch.Tensor | float | None = None) -> None:  # type: ignore[override]
         """Count one optimizer step; every ``every`` steps, let the controller decide.
@@ -309,7 +297,7 @@ class LearnedLRScheduler(LRScheduler):
                 "batch loop, not once per epoch (and give total_steps=epochs * "
                 "len(train_loader) when you make the scheduler); see docs/scheduler.md"
             )
-        loss = _loss_value(train_loss)
+        loss = loss_value(train_loss)
         if not self.started:
             self._start(float(loss))
         self._loss_sum = self._loss_sum + loss
@@ -329,7 +317,7 @@ class LearnedLRScheduler(LRScheduler):
                     stacklevel=2,
                 )
             return
-        with _evaluated_weights(self.optimizer):
+        with evaluated_weights(self.optimizer):
             evaluation = self._evaluate()
             self._decide(mean_loss, evaluation.loss, evaluation.probs, self._weight())
 
@@ -357,10 +345,10 @@ class LearnedLRScheduler(LRScheduler):
             "started": self.started,
             "loss_sum": float(self._loss_sum),
             "loss_count": self._loss_count,
-            "prev_probs": _cpu(self._prev_probs),
+            "prev_probs": cpu(self._prev_probs),
             "initial_probe": None
             if probe is None
-            else {**probe, "probs": _cpu(probe["probs"]), "weight": _cpu(probe["weight"])},
+            else {**probe, "probs": cpu(probe["probs"]), "weight": cpu(probe["weight"])},
             "lstm_state": None
             if self._lstm_state is None
             else tuple(torch.from_numpy(np.array(s)) for s in self._lstm_state),
@@ -505,7 +493,7 @@ class LearnedLRScheduler(LRScheduler):
 
     def _evaluate(self) -> Evaluation:
         """The validation pass: eval mode, inference mode; each module's mode restored."""
-        device = _device_of(self.model)
+        device = device_of(self.model)
         if self._val[0].device != device:  # the model moved: the data follows it
             self._val = (self._val[0].to(device), self._val[1].to(device))
         modes = [(module, module.training) for module in self.model.modules()]
@@ -547,98 +535,3 @@ class LearnedLRScheduler(LRScheduler):
             raise ValueError(
                 f"val_data labels go up to {int(y.max())} but the model gives {classes} logits"
             )
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _loss_value(loss: torch.Tensor | float) -> torch.Tensor | float:
-    """A detached scalar tensor (left on its device) or a float."""
-    if isinstance(loss, torch.Tensor):
-        if loss.numel() != 1:
-            raise ValueError(f"the loss must be a single number, got shape {tuple(loss.shape)}")
-        return loss.detach().reshape(())
-    if isinstance(loss, bool) or not isinstance(loss, int | float | np.floating | np.integer):
-        raise TypeError(f"the loss must be a float or a tensor, got {type(loss).__name__}")
-    return float(loss)
-
-
-def _cpu(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.detach().cpu().clone()
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _feature_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
-    """The module whose weights give the weight features."""
-    if layer is None:
-        try:
-            return final_linear(model)
-        except ValueError as err:
-            raise ValueError(
-                f"{err}; name the layer whose weights the controller should read with "
-                "feature_layer='name' (see model.named_modules())"
-            ) from None
-    if isinstance(layer, str):
-        try:
-            module = model.get_submodule(layer)
-        except AttributeError:
-            names = [name for name, _ in model.named_modules() if name]
-            raise ValueError(
-                f"feature_layer {layer!r} is not a submodule of {type(model).__name__}; "
-                f"its submodules: {', '.join(names)}"
-            ) from None
-    elif isinstance(layer, nn.Module):
-        module = layer
-        if not any(m is module for m in model.modules()):
-            raise ValueError("feature_layer is not a module of the model")
-    else:
-        raise TypeError(f"feature_layer must be a name or an nn.Module, got {type(layer)}")
-    if not isinstance(getattr(module, "weight", None), torch.Tensor):
-        raise ValueError(f"feature_layer {type(module).__name__} has no weight tensor")
-    return module
-
-
-def _validation_tensors(val_data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` tensors from the forms ``val_data`` may take; ValueError for wrong shapes."""
-    if hasattr(val_data, "images") and hasattr(val_data, "labels"):
-        x, y = val_data.images, val_data.labels
-    elif (
-        isinstance(val_data, tuple | list)
-        and len(val_data) == 2
-        and all(isinstance(v, torch.Tensor | np.ndarray) for v in val_data)
-    ):
-        x, y = val_data
-    elif isinstance(val_data, Iterable) and not isinstance(val_data, torch.Tensor | np.ndarray):
-        batches = list(val_data)
-        if not batches or not all(isinstance(b, tuple | list) and len(b) == 2 for b in batches):
-            raise ValueError("val_data as an iterable must yield (x, y) batches")
-        x = torch.cat([torch.as_tensor(b[0]) for b in batches])
-        y = torch.cat([torch.as_tensor(b[1]) for b in batches])
-    else:
-        raise ValueError(
-            "val_data must be (x, y) tensors, an object with images and labels, or an "
-            f"iterable of (x, y) batches; got {type(val_data).__name__}"
-        )
-    x, y = torch.as_tensor(x), torch.as_tensor(y)
-    if x.dim() < 2:
-        raise ValueError(f"val_data inputs must be (N, ...) with N examples, got {tuple(x.shape)}")
-    if y.dim() != 1 or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise ValueError(
-            f"val_data labels must be a 1-D tensor of class indices, got shape "
-            f"{tuple(y.shape)} and dtype {y.dtype}"
-        )
-    if len(x) != len(y):
-        raise ValueError(f"val_data has {len(x)} inputs but {len(y)} labels")
-    if len(y) < 2:
-        raise ValueError("val_data needs at least 2 examples (the features are variances)")
-    if int(y.min()) < 0:
-        raise ValueError("val_data labels must be class indices >= 0")
-    return x, y.long()
