@@ -308,6 +308,12 @@ def _legend_label(comparison: Comparison, method: str) -> str:
 
 
 def plot_validation_loss(comparison: Comparison, path: str | os.PathLike) -> Path:
+    """Write :func:`validation_loss_figure` to ``path``."""
+    validation_loss_figure(comparison).savefig(path)
+    return Path(path)
+
+
+def validation_loss_figure(comparison: Comparison):
     """Validation loss (log scale) over SGD steps: mean line and ± std band per method."""
     fig, ax = _figure()
     for method in _ordered(comparison.summary):
@@ -325,11 +331,16 @@ def plot_validation_loss(comparison: Comparison, path: str | os.PathLike) -> Pat
     ax.set_title(f"Validation loss, mean ± std over {n} runs\n{comparison.task.label}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    fig.savefig(path)
-    return Path(path)
+    return fig
 
 
 def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
+    """Write :func:`lr_schedule_figure` to ``path``."""
+    lr_schedule_figure(comparison).savefig(path)
+    return Path(path)
+
+
+def lr_schedule_figure(comparison: Comparison):
     """Learning rate (log scale) over SGD steps: every controller run and each baseline."""
     fig, ax = _figure()
     for method in _ordered(comparison.summary):
@@ -349,8 +360,7 @@ def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
     ax.set_title(f"Learning-rate schedules\n{comparison.task.label}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    fig.savefig(path)
-    return Path(path)
+    return fig
 
 
 def _rate_line(trajectory: Trajectory) -> tuple[list[int], list[float]]:
