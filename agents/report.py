@@ -84,10 +84,14 @@ def results_markdown(comparison: Comparison) -> str:
             )
         lines.append(f"- **Controller tuned (trained) on:** {trained}.")
     if c.selections:
-        where = f"`{c.baseline_task.describe()}`" + (
+        where = f"`{c.baseline_task.describe(controller_keys=False)}`" + (
             " (transfer: chosen there, re-run here)" if transfer else " (the evaluation task)"
         )
-        lines.append(f"- **Baselines tuned on:** {where}, by best validation loss only.")
+        lines.append(
+            f"- **Baselines tuned on:** {where}, by best validation loss only; each runs "
+            "plain SGD at its own rates (schedule-free SGD its own optimizer), whatever the "
+            "controller's interface keywords."
+        )
     lines += [
         f"- **Runs:** {len(seeds)} per method on seeds {seeds[0]}-{seeds[-1]}, the same for "
         "every method; each run's best-validation checkpoint is tested once.",

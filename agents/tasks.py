@@ -105,9 +105,12 @@ class Task:
         kwargs = self.resolved_kwargs
         return f"{self.env_id} ({kwargs.get('dataset', '?')}, {kwargs.get('model', '?')})"
 
-    def describe(self) -> str:
-        """``env_id`` and the keywords, e.g. ``lrenv/Synthetic-v0 (total_steps=100)``."""
-        kwargs = {k: v for k, v in self.env_kwargs.items() if k not in RUNTIME_KEYS}
+    def describe(self, controller_keys: bool = True) -> str:
+        """``env_id`` and the keywords, e.g. ``lrenv/Synthetic-v0 (total_steps=100)``;
+        without ``controller_keys``, those of :data:`CONTROLLER_INTERFACE_KEYS` left out
+        (a baseline's runs replace them with its own: plain SGD, its rates)."""
+        hidden = RUNTIME_KEYS if controller_keys else (*RUNTIME_KEYS, *CONTROLLER_INTERFACE_KEYS)
+        kwargs = {k: v for k, v in self.env_kwargs.items() if k not in hidden}
         if not kwargs:
             return self.env_id
         return f"{self.env_id} ({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
