@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from lrenv.plotting import episode_figure
+from lrenv.trace import EpisodeTrace
 
 NON_TENSORBOARD = ("stdout", "log", "json", "csv")
 
@@ -101,11 +102,9 @@ class EpisodeTracker(BaseCallback):
         self.figure_every = figure_every
         self.progress = progress
         self.last_episode: dict[str, float] = {}
-        self._trace: list[dict[str, list[float]]] = []
         self._bar: tqdm | None = None
 
     def _on_training_start(self) -> None:
-        self._trace = [_empty_trace() for _ in range(self.training_env.num_envs)]
         self._bar = tqdm(
             total=self.episodes,
             initial=self.episodes_done,
@@ -117,29 +116,22 @@ class EpisodeTracker(BaseCallback):
         )
 
     def _on_step(self) -> bool:
-        for index, (info, done) in enumerate(
-            zip(self.locals["infos"], self.locals["dones"], strict=True)
-        ):
-            trace = self._trace[index]
-            trace["lr"].append(float(info.get("lr", math.nan)))
-            trace["sgd_step"].append(float(info.get("sgd_step", len(trace["sgd_step"]))))
-            trace["val_loss"].append(float(info.get("val_loss", math.nan)))
-            if done:
-                self._episode_end(info, trace)
-                self._trace[index] = _empty_trace()
+        for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True):
+            if done:  # the env's own record of the episode rides in its final info
+                self._episode_end(info, info.get("episode_trace") or EpisodeTrace())
         return True
 
     def _on_training_end(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
-    def _episode_end(self, info: Mapping[str, Any], trace: dict[str, list[float]]) -> None:
+    def _episode_end(self, info: Mapping[str, Any], trace: EpisodeTrace) -> None:
         self.episodes_done += 1
         self.episodes_run += 1
         diverged = bool(info.get("diverged", False))
         values: dict[str, float] = {
             "trainee/best_val_loss": float(info.get("best_val_loss", math.nan)),
-            "trainee/mean_lr": float(np.mean(trace["lr"])),
+            "trainee/mean_lr": float(np.mean(trace.lr)) if trace.lr else math.nan,
             "trainee/diverged": float(diverged),
         }
         if not diverged:
@@ -154,10 +146,10 @@ class EpisodeTracker(BaseCallback):
             self.episodes_done == 1 or self.episodes_done % self.figure_every == 0
         ):
             figure = episode_figure(
-                trace["sgd_step"],
-                trace["lr"],
-                trace["sgd_step"],
-                trace["val_loss"],
+                [*trace.lr_steps[1:], trace.end_step],
+                trace.lr,
+                trace.val_steps,
+                trace.val_loss,
                 title=f"episode {self.episodes_done}",
             )
             write_now(
@@ -204,7 +196,3 @@ class EpisodeCheckpointer(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
-
-
-def _empty_trace() -> dict[str, list[float]]:
-    return {"lr": [], "sgd_step": [], "val_loss": []}

@@ -1,37 +1,20 @@
 """One trainee episode driven by a policy (a controller or a baseline schedule), recorded.
 
 :func:`run_episode` runs one env, :func:`run_episodes` a batched env's N at once; each
-returns the :class:`Trajectory` of the rates applied and the validation losses seen.
+returns the env's own :class:`lrenv.trace.EpisodeTrace` of the rates applied and the
+validation losses seen.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
-
-
-@dataclass
-class Trajectory:
-    """What one episode went through.
-
-    ``val_loss[i]`` is the validation loss after ``val_steps[i]`` SGD steps (step 0: at
-    reset); ``lr[i]`` is the rate of the SGD steps from ``lr_steps[i]`` to the next decision.
-    """
-
-    val_steps: list[int] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    lr_steps: list[int] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    end_step: int = 0
-    best_val_loss: float = math.inf
-    diverged: bool = False
+from lrenv.trace import EpisodeTrace
 
 
 class _Episode:
@@ -48,9 +31,7 @@ class _Episode:
         self.lr_at = getattr(policy, "lr_at", None)
         options = None if self.lr_at is None else {"initial_lr": self.lr_at(0, self.total_steps)}
         self.obs, self.info = env.reset(seed=seed, options=options)
-        self.trajectory = Trajectory(
-            val_steps=[self.info["sgd_step"]], val_loss=[self.info["val_loss"]]
-        )
+        self.trajectory: EpisodeTrace = env.unwrapped.trace  # the env records it
         self.state: Any = None
         self.episode_start = np.ones((1,), dtype=bool)
         self.done = False
@@ -66,27 +47,15 @@ class _Episode:
         return action
 
     def record(self, result: tuple[np.ndarray, float, bool, bool, dict[str, Any]]) -> None:
-        """Take in the step that followed :meth:`act`."""
-        start = self.info["sgd_step"]
+        """Take in the step that followed :meth:`act` (the env has recorded it)."""
         self.obs, _, terminated, truncated, self.info = result
-        info = self.info
-        self.trajectory.lr_steps.append(start)
-        self.trajectory.lr.append(info["lr"])
-        if info["diverged"]:
-            self.trajectory.diverged = True
-        else:
-            observe = getattr(self.policy, "observe", None)
-            if observe is not None:  # the plateau rule reads the validation loss
-                observe(info["val_loss"])
-            self.trajectory.val_steps.append(info["sgd_step"])
-            self.trajectory.val_loss.append(info["val_loss"])
-        if terminated or truncated:
-            self.done = True
-            self.trajectory.end_step = int(info["sgd_step"])
-            self.trajectory.best_val_loss = float(info["best_val_loss"])
+        observe = getattr(self.policy, "observe", None)
+        if observe is not None and not self.info["diverged"]:
+            observe(self.info["val_loss"])  # the plateau rule reads the validation loss
+        self.done = terminated or truncated
 
 
-def run_episode(env: gym.Env, policy: Any, seed: int) -> Trajectory:
+def run_episode(env: gym.Env, policy: Any, seed: int) -> EpisodeTrace:
     """Run one episode of ``policy`` on ``env`` from ``reset(seed=seed)``.
 
     ``policy`` has ``predict(obs, state, episode_start, deterministic)``; actions are
@@ -101,7 +70,7 @@ def run_episode(env: gym.Env, policy: Any, seed: int) -> Trajectory:
     return episode.trajectory
 
 
-def run_episodes(batch: Any, policies: Sequence[Any], seeds: Sequence[int]) -> list[Trajectory]:
+def run_episodes(batch: Any, policies: Sequence[Any], seeds: Sequence[int]) -> list[EpisodeTrace]:
     """Run one episode on each of the first ``len(seeds)`` envs of ``batch`` at once.
 
     Env ``i`` runs ``policies[i]`` from ``reset(seed=seeds[i])`` exactly as

@@ -21,8 +21,9 @@ from agents.baselines import (
     schedule_env_kwargs,
     schedule_from_dict,
 )
-from agents.episodes import Trajectory, run_episode, run_episodes
+from agents.episodes import run_episode, run_episodes
 from agents.tasks import Task, check_controller_fits
+from lrenv.trace import EpisodeTrace
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class RunResult:
     test_accuracy: float | None
     diverged: bool
     schedule: dict[str, Any] | None
-    trajectory: Trajectory
+    trajectory: EpisodeTrace
 
     def record(self) -> dict[str, Any]:
         """The flat JSON object of results.json's ``"runs"`` (no trajectory)."""
@@ -185,7 +186,7 @@ def run_batch(jobs: Sequence[Job], cache: EnvCache | None = None) -> list[RunRes
     return [_result(*args) for args in zip(jobs, trajectories, tested, strict=True)]
 
 
-def _result(job: Job, trajectory: Trajectory, tested: Mapping[str, float]) -> RunResult:
+def _result(job: Job, trajectory: EpisodeTrace, tested: Mapping[str, float]) -> RunResult:
     return RunResult(
         method=job.method,
         seed=job.seed,

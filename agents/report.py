@@ -17,12 +17,10 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import schedule_from_dict
-from agents.episodes import Trajectory
 from agents.evaluation import Comparison
 from agents.jobs import RunResult, finite_or_none
 from agents.statistics import SIGNIFICANCE
 from agents.tasks import METHOD_LABELS, METHODS
-from lrenv.plotting import rate_line
 
 
 def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:
@@ -352,11 +350,11 @@ def lr_schedule_figure(comparison: Comparison):
         color = _COLORS[method]
         if method == "controller":
             for i, r in enumerate(runs):
-                steps, lrs = _rate_line(r.trajectory)
+                steps, lrs = r.trajectory.rate_line()
                 label = f"{METHOD_LABELS[method]} ({len(runs)} runs)" if i == 0 else None
                 ax.plot(steps, lrs, color=color, lw=1, alpha=0.6, label=label)
         else:  # a fixed schedule: every run has the same rates
-            steps, lrs = _rate_line(runs[0].trajectory)
+            steps, lrs = runs[0].trajectory.rate_line()
             ax.plot(steps, lrs, color=color, lw=2, ls="--", label=_legend_label(comparison, method))
     ax.set_yscale("log")
     ax.set_xlabel("SGD step")
@@ -365,12 +363,6 @@ def lr_schedule_figure(comparison: Comparison):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     return fig
-
-
-def _rate_line(trajectory: Trajectory) -> tuple[list[int], list[float]]:
-    """Each rate drawn over the SGD steps it applied to (:func:`lrenv.plotting.rate_line`)."""
-    ends = [*trajectory.lr_steps[1:], trajectory.end_step]
-    return rate_line(ends, trajectory.lr, start=trajectory.lr_steps[0])
 
 
 def _ordered(summary: Mapping[str, Any]) -> list[str]:

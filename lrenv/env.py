@@ -15,6 +15,7 @@ from lrenv.features import compute_features, feature_names
 from lrenv.keywords import check_action, check_reset_options, validate_config
 from lrenv.schedules import Schedule, schedule_from_dict
 from lrenv.threads import check_torch_threads, with_torch_threads
+from lrenv.trace import EpisodeTrace
 from lrenv.trainee import Evaluation, Trainee, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
@@ -283,7 +284,9 @@ class LRScheduleEnv(gym.Env):
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
         self._obs: np.ndarray | None = None
         self._probs = None
-        self._history: list[tuple[int, float, float]] = []  # (sgd_step, lr, val_loss)
+        self.trace = EpisodeTrace()
+        """This episode so far (a new object at every reset); the final info carries it."""
+        self._step_start = 0
         self._ended: str | None = None  # why the episode ended, once it has
 
     @property
@@ -317,7 +320,7 @@ class LRScheduleEnv(gym.Env):
         self._probs = evaluation.probs
         self.trainee.record_validation(evaluation.loss, self.keep_best)
         self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
-        self._history = [(0, lr, evaluation.loss)]
+        self.trace = EpisodeTrace(val_steps=[self.trainee.sgd_step], val_loss=[evaluation.loss])
         self._last_val_loss = evaluation.loss
         self._ended = None
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
@@ -349,6 +352,7 @@ class LRScheduleEnv(gym.Env):
         """
         self.check_can_step()
         a = check_action(action)
+        self._step_start = self.trainee.sgd_step
         if self.action_mode == "residual":
             base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)
             lr = residual_lr(base, a, self.factor_base)
@@ -375,7 +379,7 @@ class LRScheduleEnv(gym.Env):
             return self._diverged(train_loss)
         self._probs = evaluation.probs
         self._obs = obs
-        self._history.append((trainee.sgd_step, trainee.lr, evaluation.loss))
+        self.trace.decision(self._step_start, trainee.lr, trainee.sgd_step, evaluation.loss)
         trainee.record_validation(evaluation.loss, self.keep_best)
         if self.reward == "delta":
             reward = self._last_val_loss - evaluation.loss
@@ -386,6 +390,9 @@ class LRScheduleEnv(gym.Env):
             reward -= self.final_reward_weight * evaluation.loss
             self._ended = f"truncated after total_steps={self.total_steps} SGD steps"
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
+        if truncated:
+            self.trace.finish(trainee.sgd_step, trainee.best_val_loss)
+            info["episode_trace"] = self.trace
         return obs.copy(), float(reward), False, truncated, info
 
     def render(self) -> np.ndarray | None:
@@ -401,8 +408,13 @@ class LRScheduleEnv(gym.Env):
         """This episode so far, as :func:`lrenv.plotting.episode_figure` draws it: each
         decision's rate with the SGD step where it stopped applying (``ends``, ``lrs``), and
         the validation losses from reset on (``val_steps``, ``val_losses``)."""
-        steps, lrs, losses = (list(column) for column in zip(*self._history, strict=True))
-        return {"ends": steps[1:], "lrs": lrs[1:], "val_steps": steps, "val_losses": losses}
+        trace = self.trace
+        return {
+            "ends": [*trace.lr_steps[1:], self.trainee.sgd_step] if trace.lr else [],
+            "lrs": list(trace.lr),
+            "val_steps": list(trace.val_steps),
+            "val_losses": list(trace.val_loss),
+        }
 
     def set_lr(self, lr: float) -> None:
         """Set the learning rate exactly, bypassing the action and ``lr_bounds``.
@@ -448,6 +460,9 @@ class LRScheduleEnv(gym.Env):
         self._obs = obs
         self._ended = "terminated: the trainee diverged"
         info = self._info(train_loss, math.nan, math.nan, diverged=True)
+        self.trace.decision(self._step_start, self.trainee.lr, self.trainee.sgd_step, None)
+        self.trace.finish(self.trainee.sgd_step, self.trainee.best_val_loss)
+        info["episode_trace"] = self.trace
         return obs.copy(), float(reward), True, False, info
 
     def _features(self, train_loss: float, val_loss: float, probs) -> np.ndarray:

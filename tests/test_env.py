@@ -632,3 +632,37 @@ def test_split_rows_gathers_the_indexed_examples(channels_last):
     assert split.rows(idx[0]).images.is_contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
+
+
+def test_the_env_records_its_episode_once_and_hands_it_over_at_the_end():
+    """The trace the report, TensorBoard and render() read is the env's own: each
+    decision's rate and validation loss as the infos said, the last info carrying it."""
+    env = gym.make("lrenv/Synthetic-v0", total_steps=50)
+    _, first = env.reset(seed=0)
+    infos, done = [], False
+    while not done:
+        _, _, terminated, truncated, info = env.step(np.array([0.3], np.float32))
+        infos.append(info)
+        done = terminated or truncated
+    trace = infos[-1]["episode_trace"]
+    assert trace is env.unwrapped.trace and all("episode_trace" not in i for i in infos[:-1])
+    assert trace.lr == [i["lr"] for i in infos]
+    assert trace.lr_steps == [0, *(i["sgd_step"] for i in infos[:-1])]
+    assert trace.val_steps == [0, *(i["sgd_step"] for i in infos)]
+    assert trace.val_loss == [first["val_loss"], *(i["val_loss"] for i in infos)]
+    assert trace.end_step == 50 and trace.best_val_loss == infos[-1]["best_val_loss"]
+    env.reset(seed=1)
+    assert env.unwrapped.trace is not trace and trace.end_step == 50  # kept as it was
+
+
+def test_a_diverged_decision_is_traced_with_its_rate_and_no_validation_loss():
+    env = gym.make("lrenv/Synthetic-v0", total_steps=50, action_mode="absolute")
+    env.reset(seed=0, options={"initial_lr": 1e-3})
+    _, _, terminated, _, info = env.step(np.array([1.0], np.float32))  # the top rate
+    if not terminated:  # the top of lr_bounds did not diverge this trainee: push on
+        env.unwrapped.set_lr(1e6)
+        _, _, terminated, _, info = env.step(np.array([0.0], np.float32))
+    assert terminated and info["diverged"]
+    trace = info["episode_trace"]
+    assert trace.diverged and len(trace.lr) == len(trace.val_loss)  # reset's loss, no last
+    assert trace.lr[-1] == info["lr"] and trace.end_step == info["sgd_step"]

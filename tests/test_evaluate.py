@@ -285,13 +285,13 @@ def test_welch_t_test_agrees_with_scipy_and_a_hand_computation():
 
 
 def test_comparison_reports_student_and_welch_p_values():
-    from agents.episodes import Trajectory
     from agents.jobs import RunResult
     from agents.statistics import compare_methods
+    from lrenv.trace import EpisodeTrace
 
     def runs(method, losses):
         return [
-            RunResult(method, i, x, x, 1 - x, False, None, Trajectory())
+            RunResult(method, i, x, x, 1 - x, False, None, EpisodeTrace())
             for i, x in enumerate(losses)
         ]
 

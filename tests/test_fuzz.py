@@ -109,7 +109,7 @@ def check_valid_step(env: gym.Env, obs, reward) -> None:
     assert isinstance(reward, float) and math.isfinite(reward)
     # every loss an episode pays on is at most divergence_loss (beyond it the trainee has
     # diverged), except the loss at reset, which "delta" subtracts from at the first step
-    start_loss = base._history[0][2]
+    start_loss = base.trace.val_loss[0]
     scale = max(base.divergence_loss, start_loss)
     bound = scale * (base.decisions + 1) * (1 + base.final_reward_weight)
     assert abs(reward) <= bound, (reward, bound)
