@@ -343,15 +343,20 @@ def plot_lr_schedules(comparison: Comparison, path: str | os.PathLike) -> Path:
 
 
 def lr_schedule_figure(comparison: Comparison):
-    """Learning rate (log scale) over SGD steps: every controller run and each baseline."""
+    """Learning rate (log scale) over SGD steps: one line per method whose runs share their
+    rates (a fixed schedule), every run's line where they differ (the controller's, and
+    reduce-on-plateau's, which follow each run's validation loss)."""
     fig, ax = _figure()
     for method in _ordered(comparison.summary):
         runs = [r for r in comparison.results if r.method == method]
         color = _COLORS[method]
-        if method == "controller":
+        lines = {tuple(map(tuple, r.trajectory.rate_line())) for r in runs}
+        if len(lines) > 1:  # rates that differ by run: the controller's, plateau's
             for i, r in enumerate(runs):
                 steps, lrs = r.trajectory.rate_line()
-                label = f"{METHOD_LABELS[method]} ({len(runs)} runs)" if i == 0 else None
+                label = (
+                    f"{_legend_label(comparison, method)} ({len(runs)} runs)" if i == 0 else None
+                )
                 ax.plot(steps, lrs, color=color, lw=1, alpha=0.6, label=label)
         else:  # a fixed schedule: every run has the same rates
             steps, lrs = runs[0].trajectory.rate_line()

@@ -14,6 +14,7 @@ from agents.tasks import Task
 GRIDS = {
     "constant": {"lr": (0.05,)},
     "step_decay": {"initial_lr": (0.1,), "every": (50,), "factor": (0.5,)},
+    "plateau": {"initial_lr": (0.1,), "factor": (0.5,), "patience": (1,)},
 }
 
 
@@ -48,3 +49,15 @@ def test_the_validation_figure_draws_each_methods_mean_curve(comparison):
         mean = np.mean([r.trajectory.val_loss for r in runs], axis=0)
         line = next(line for label, line in lines.items() if label.startswith(label_start))
         np.testing.assert_allclose(line.get_ydata(), mean, rtol=1e-12)
+
+
+def test_runs_whose_rates_differ_are_drawn_one_line_each(comparison):
+    """Reduce-on-plateau's rates follow each run's validation loss: one line per distinct
+    run, not the first run's line standing for all."""
+    runs = [r for r in comparison.results if r.method == "plateau"]
+    distinct = {tuple(map(tuple, r.trajectory.rate_line())) for r in runs}
+    (ax,) = lr_schedule_figure(comparison).axes
+    color = next(line.get_color() for line in ax.get_lines() if "plateau" in line.get_label())
+    drawn = [line for line in ax.get_lines() if line.get_color() == color]
+    assert len(distinct) > 1  # the fixture's plateau runs did cut their rates differently
+    assert len(drawn) == len(runs)
