@@ -14,19 +14,6 @@ from torch import nn
 
 from lrenv.models import final_linear
 
-SCHEDULER_SETTINGS = (
-    "factor_base",
-    "action_mode",
-    "base_schedule",
-    "lr_bounds",
-    "feature_transform",
-    "progress_feature",
-    "steps_per_action",
-    "total_steps",
-    "divergence_loss",
-)
-"""The env keywords that decide how a controller's decisions map onto a training loop."""
-
 
 @contextlib.contextmanager
 def evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
