@@ -14,7 +14,7 @@ from lrenv.data import load_dataset
 from lrenv.features import compute_features, feature_names
 from lrenv.keywords import check_action, check_reset_options, validate_config
 from lrenv.schedules import Schedule, schedule_from_dict
-from lrenv.threads import check_torch_threads, with_torch_threads
+from lrenv.threads import with_torch_threads
 from lrenv.trace import EpisodeTrace
 from lrenv.trainee import Evaluation, Trainee, resolve_device
 
@@ -242,10 +242,9 @@ class LRScheduleEnv(gym.Env):
             final_reward_weight=final_reward_weight,
             divergence_loss=divergence_loss,
             precision=precision,
+            torch_threads=torch_threads,
+            render_mode=render_mode,
         )
-        check_torch_threads(torch_threads)
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.torch_threads = torch_threads
         self.steps_per_action = steps_per_action

@@ -26,6 +26,7 @@ from lrenv.data import DATASETS, check_data_root
 from lrenv.features import FEATURE_TRANSFORMS
 from lrenv.models import MODELS
 from lrenv.schedules import schedule_from_dict
+from lrenv.threads import check_torch_threads
 from lrenv.trainee import check_optimizer, check_precision
 
 ACTION_MODES = ("scale", "absolute", "residual")
@@ -123,8 +124,6 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
         )
     config = {**defaults, **kwargs}
     validate_config(**config)
-    if config["render_mode"] not in (None, *_env_class().metadata["render_modes"]):
-        raise ValueError(f"render_mode must be None or 'rgb_array', got {config['render_mode']!r}")
     check_data_root(config["dataset"], config["data_root"])
 
 
@@ -134,7 +133,11 @@ def is_real(value: Any) -> bool:
 
 
 def validate_config(**c: Any) -> None:
-    """Raise ValueError, naming what is allowed, for an impossible configuration."""
+    """Raise ValueError, naming what is allowed, for an impossible configuration: the env's
+    own check, and :func:`check_env_kwargs`'s before any env is built."""
+    check_torch_threads(c["torch_threads"])
+    if c["render_mode"] not in (None, *_env_class().metadata["render_modes"]):
+        raise ValueError(f"render_mode must be None or 'rgb_array', got {c['render_mode']!r}")
     if c["dataset"] not in DATASETS:
         raise ValueError(f"unknown dataset {c['dataset']!r}; choose one of {', '.join(DATASETS)}")
     if c["model"] not in MODELS:
