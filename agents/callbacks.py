@@ -146,7 +146,7 @@ class EpisodeTracker(BaseCallback):
             self.episodes_done == 1 or self.episodes_done % self.figure_every == 0
         ):
             figure = episode_figure(
-                [*trace.lr_steps[1:], trace.end_step],
+                trace.ends(),
                 trace.lr,
                 trace.val_steps,
                 trace.val_loss,

@@ -409,7 +409,7 @@ class LRScheduleEnv(gym.Env):
         the validation losses from reset on (``val_steps``, ``val_losses``)."""
         trace = self.trace
         return {
-            "ends": [*trace.lr_steps[1:], self.trainee.sgd_step] if trace.lr else [],
+            "ends": trace.ends(now=self.trainee.sgd_step),
             "lrs": list(trace.lr),
             "val_steps": list(trace.val_steps),
             "val_losses": list(trace.val_loss),

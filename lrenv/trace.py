@@ -46,10 +46,15 @@ class EpisodeTrace:
         self.end_step = int(end_step)
         self.best_val_loss = float(best_val_loss)
 
+    def ends(self, now: int | None = None) -> list[int]:
+        """The SGD step at which each rate stopped applying: the next decision's start, and
+        for the last rate ``end_step`` (or ``now``, for an episode still running)."""
+        if not self.lr:
+            return []
+        return [*self.lr_steps[1:], self.end_step if now is None else now]
+
     def rate_line(self, now: int | None = None) -> tuple[list[int], list[float]]:
-        """:func:`lrenv.plotting.rate_line` of the rates so far (the last one up to
-        ``end_step``, or ``now`` for an episode still running)."""
+        """:func:`lrenv.plotting.rate_line` of the rates so far (ends as :meth:`ends`)."""
         if not self.lr:
             return [], []
-        last = self.end_step if now is None else now
-        return rate_line([*self.lr_steps[1:], last], self.lr, start=self.lr_steps[0])
+        return rate_line(self.ends(now), self.lr, start=self.lr_steps[0])
