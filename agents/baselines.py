@@ -64,6 +64,7 @@ __all__ = [
     "ScheduleFree",
     "SchedulePolicy",
     "StepDecay",
+    "TuningFree",
     "schedule_from_dict",
     "schedule_to_dict",
 ]
@@ -164,8 +165,52 @@ class ScheduleFree:
         return f"{self.lr:g}, warmup {self.warmup_steps} steps"
 
 
-BaselineSchedule = Schedule | Plateau | ScheduleFree
-BASELINE_KINDS: dict[str, type] = {**SCHEDULES, "plateau": Plateau, "schedule_free": ScheduleFree}
+@dataclass(frozen=True)
+class TuningFree:
+    """A tuning-free optimizer at a constant ``lr`` (its published default is 1): Prodigy
+    (``optimizer="prodigy"``, the ``prodigyopt`` package) or D-Adaptation's SGD
+    (``optimizer="dadapt_sgd"``, the ``dadaptation`` package). Each estimates its own step
+    size; ``lr`` multiplies that estimate.
+
+    Args:
+        optimizer: ``"prodigy"`` or ``"dadapt_sgd"``.
+        lr: the multiplier of the estimated step size.
+    """
+
+    optimizer: str
+    lr: float = 1.0
+    kind: ClassVar[str] = "tuning_free"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in TUNING_FREE_OPTIMIZERS:
+            raise ValueError(
+                f"unknown tuning-free optimizer {self.optimizer!r}; choose one of "
+                f"{', '.join(TUNING_FREE_OPTIMIZERS)}"
+            )
+        check_rate(self.lr)
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """The env keywords its runs need: its optimizer."""
+        return {"optimizer": self.optimizer}
+
+    def lr_at(self, sgd_step: int, total_steps: int) -> float:
+        """``lr``: the optimizer adapts its own step size."""
+        return self.lr
+
+    def describe(self) -> str:
+        """E.g. ``prodigy, lr 1``."""
+        return f"{self.optimizer}, lr {self.lr:g}"
+
+
+TUNING_FREE_OPTIMIZERS = ("prodigy", "dadapt_sgd")
+BaselineSchedule = Schedule | Plateau | ScheduleFree | TuningFree
+BASELINE_KINDS: dict[str, type] = {
+    **SCHEDULES,
+    "plateau": Plateau,
+    "schedule_free": ScheduleFree,
+    "tuning_free": TuningFree,
+}
 
 
 def schedule_from_dict(data: Mapping[str, Any]) -> BaselineSchedule:

@@ -15,6 +15,9 @@
   one CPU core.
 - ``lrenv/Synthetic-v0``: a tiny in-memory task (an MLP, 200 SGD steps of batch 64) that
   runs an episode in about a second on a CPU; for tests and demos.
+- ``lrenv/TaskSet-v0``: a task set (:mod:`lrenv.task_sets`): each episode one task of the
+  set's ``split`` (``"train"`` or the held-out ``"test"``), drawn with the reset seed
+  (:class:`lrenv.task_set_env.TaskSetEnv`).
 """
 
 from __future__ import annotations
@@ -112,5 +115,22 @@ _register(
         "total_steps": 200,
         "steps_per_action": 10,
         "val_size": None,
+    },
+)
+
+# A task set: every episode one of many tasks (lrenv.task_sets). Its tasks differ in length,
+# so the spec claims no episode length; no batched vector entry point (a batch trains one
+# task), so gym.make_vec uses Gymnasium's sync or async vector envs.
+register(
+    id="lrenv/TaskSet-v0",
+    entry_point="lrenv.task_set_env:TaskSetEnv",
+    kwargs={
+        "task_set": "default",
+        "split": "train",
+        **{
+            "feature_transform": "relative",
+            "progress_feature": True,
+            "reward": "delta",
+        },
     },
 )

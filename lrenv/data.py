@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-DATASETS = ("fashion_mnist", "cifar10", "synthetic")
+DATASETS = ("fashion_mnist", "cifar10", "digits", "synthetic")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_DOWNLOAD_ROOT = Path(os.environ.get("LRENV_DATA", Path.home() / ".cache" / "lrenv"))
-VALIDATION_SIZE = {"fashion_mnist": 10_000, "cifar10": 10_000, "synthetic": 500}
+VALIDATION_SIZE = {"fashion_mnist": 10_000, "cifar10": 10_000, "digits": 300, "synthetic": 500}
+DIGITS_TEST_SIZE = 300
 SPLIT_SEED = 20190101  # fixed: every run sees the same train/validation split
 
 _FASHION_FILES = {
@@ -60,8 +61,8 @@ def _bad_file(path: Path, what: str) -> DatasetFileError:
 
 
 def check_data_root(name: str, data_root: str | os.PathLike | None) -> None:
-    """Refuse a ``data_root`` that is not an existing folder (the synthetic dataset reads
-    none): a mistyped path must not silently fall back to another copy of the data.
+    """Refuse a ``data_root`` that is not an existing folder (the synthetic and digits
+    datasets read none): a mistyped path must not silently fall back to another copy of the data.
 
     Args:
         name: the dataset.
@@ -71,7 +72,7 @@ def check_data_root(name: str, data_root: str | os.PathLike | None) -> None:
         ValueError: when ``data_root`` is not a path.
         DatasetNotFoundError: when it does not exist.
     """
-    if data_root is None or name == "synthetic":
+    if data_root is None or name in ("synthetic", "digits"):
         return
     if not isinstance(data_root, str | os.PathLike):
         raise ValueError(f"data_root must be a folder path or None, got {data_root!r}")
@@ -141,7 +142,8 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None) -> Datas
     Results are cached per process, so many environments in one process share one copy.
 
     Args:
-        name: ``"fashion_mnist"``, ``"cifar10"`` or ``"synthetic"``.
+        name: ``"fashion_mnist"``, ``"cifar10"``, ``"digits"`` (scikit-learn's bundled
+            8x8 digits) or ``"synthetic"``.
         data_root: a folder to look in first (and to download into when nothing local is
             found); ``None`` uses ``$LRENV_DATA`` or ``~/.cache/lrenv`` for downloads.
 
@@ -162,6 +164,11 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None) -> Datas
 def _load_cached(name: str, root: str | None) -> Dataset:
     if name == "synthetic":
         return make_synthetic()
+    if name == "digits":
+        images, labels, test_images, test_labels = _read_digits()
+        return _split_and_normalize(
+            name, images, labels, test_images, test_labels, VALIDATION_SIZE[name], 10
+        )
     if name == "fashion_mnist":
         images, labels, test_images, test_labels = _read_fashion_mnist(root)
         num_classes = 10
@@ -234,6 +241,25 @@ def make_synthetic(
         test=sample(n_test),
         num_classes=num_classes,
     )
+
+
+# --- scikit-learn's digits ------------------------------------------------------------------
+
+
+def _read_digits() -> tuple[np.ndarray, ...]:
+    """scikit-learn's bundled handwritten digits (1,797 images of 8x8 pixels, 10 classes,
+    UCI's optical recognition set): nothing to download. There is no official test set, so
+    a fixed, seeded permutation holds out :data:`DIGITS_TEST_SIZE` images as one; the rest
+    is split into train and validation as the other datasets' training sets are. Pixel
+    values 0..16 are scaled to 0..255 so that every dataset is normalized alike."""
+    from sklearn.datasets import load_digits  # bundled with scikit-learn, read from disk
+
+    bunch = load_digits()
+    images = (bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
+    labels = bunch.target.astype(np.int64)
+    order = np.random.default_rng(SPLIT_SEED + 1).permutation(len(labels))
+    test, rest = order[:DIGITS_TEST_SIZE], order[DIGITS_TEST_SIZE:]
+    return images[rest], labels[rest], images[test], labels[test]
 
 
 # --- Fashion-MNIST -----------------------------------------------------------------------

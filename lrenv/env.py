@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lrenv.data import load_dataset
-from lrenv.features import compute_features, feature_names
+from lrenv.features import FeatureReference, compute_features, feature_names
 from lrenv.keywords import check_action, check_reset_options, validate_config
 from lrenv.schedules import Schedule, schedule_from_dict
 from lrenv.threads import with_torch_threads
@@ -75,6 +75,9 @@ class LRScheduleEnv(gym.Env):
     | 7   | progress          | fraction of ``total_steps`` done (``progress_feature``)   |
 
     With ``feature_transform="log"``, entries 2, 3 and 5 are ``log10(v + 1e-10)`` instead.
+    ``feature_transform="relative"`` (for task sets: the same meaning on every task) gives
+    the losses as ratios to the validation loss at reset, the variances as under "log", and
+    the weight statistics relative to their values at reset (:mod:`lrenv.features`).
     At reset, the training loss is measured on one batch without a step. The variance
     features use the same validation forward pass as the reward (one pass per decision).
 
@@ -130,10 +133,12 @@ class LRScheduleEnv(gym.Env):
     | base_schedule       | None               | the schedule a residual action scales         |
     | reward              | "loss"             | "loss" (paper: -L_t) or "delta" (L_{t-1}-L_t) |
     | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
-    | optimizer           | "sgd"              | "sgd" (paper) or "schedule_free" (baseline)   |
+    | optimizer           | "sgd"              | "sgd" (paper), or a baseline's:               |
+    |                     |                    | "schedule_free", "prodigy", "dadapt_sgd"      |
     | warmup_steps        | 0                  | schedule-free SGD's own warmup, in SGD steps  |
     | val_size            | None               | validation examples used (None: all 10k)      |
-    | feature_transform   | "raw"              | "raw" (paper) or "log" (log10 of variances)   |
+    | feature_transform   | "raw"              | "raw" (paper), "log" (log10 of variances) or  |
+    |                     |                    | "relative" (scale-free, for task sets)        |
     | progress_feature    | False              | append the fraction of training done          |
     | final_reward_weight | 0.0                | extra weight on the final validation loss     |
     |                     |                    | (finite, >= 0)                                |
@@ -283,6 +288,7 @@ class LRScheduleEnv(gym.Env):
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
         self._obs: np.ndarray | None = None
         self._probs = None
+        self._reference: FeatureReference | None = None  # feature_transform="relative"
         self.trace = EpisodeTrace()
         """This episode so far (a new object at every reset); the final info carries it."""
         self._step_start = 0
@@ -317,6 +323,7 @@ class LRScheduleEnv(gym.Env):
         train_loss = self.trainee.peek_train_loss()
         evaluation = self.trainee.evaluate()
         self._probs = evaluation.probs
+        self._reference = FeatureReference.at_reset(evaluation.loss, self.trainee.final_weight())
         self.trainee.record_validation(evaluation.loss, self.keep_best)
         self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
         self.trace = EpisodeTrace(val_steps=[self.trainee.sgd_step], val_loss=[evaluation.loss])
@@ -475,6 +482,7 @@ class LRScheduleEnv(gym.Env):
             lr=self.trainee.lr,
             progress=progress,
             transform=self.feature_transform,
+            reference=self._reference,
         )
 
     def _info(self, train_loss: float, val_loss: float, val_accuracy: float, diverged: bool):

@@ -21,9 +21,19 @@ Definitions (``P`` probe examples, ``C`` classes, ``p`` the softmax of the logit
 
 With ``feature_transform="log"`` entries 2, 3 and 5 are replaced by ``log10(v + 1e-10)``:
 raw, they span orders of magnitude, which an MLP controller reads poorly.
+
+``feature_transform="relative"`` makes every entry but the rate mean the same on any task,
+whatever its number of classes, width or initialisation scale (for task sets, where one
+controller meets many tasks): the two losses as ratios to the validation loss at reset
+(``L / L_0``; 1 at the start, below 1 once training works); the variance features as
+under ``"log"``; the weight mean in units of the weights' standard deviation at reset, and
+``log10`` of the weight variance over its value at reset (0 at the start). The rate stays
+``log10`` of the absolute rate: which rate trains well is what the controller must find.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,9 +49,29 @@ PAPER_FEATURES = (
 )
 EXTRA_FEATURES = ("progress",)
 FEATURE_NAMES = PAPER_FEATURES + EXTRA_FEATURES
-FEATURE_TRANSFORMS = ("raw", "log")
+FEATURE_TRANSFORMS = ("raw", "log", "relative")
 _LOGGED = (2, 3, 5)  # variance features, log-scaled under feature_transform="log"
 LOG_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """What ``feature_transform="relative"`` measures against, taken at reset.
+
+    Attributes:
+        loss: the validation loss before any SGD step (``L_0``).
+        weight_std: the standard deviation of the final dense layer's weights then.
+    """
+
+    loss: float
+    weight_std: float
+
+    @classmethod
+    def at_reset(cls, val_loss: float, weight: torch.Tensor) -> FeatureReference:
+        """The reference of a trainee whose initial validation loss and final-layer weight
+        are given (a zero weight matrix counts as a standard deviation of 1)."""
+        std = float(weight.detach().double().std(unbiased=False))
+        return cls(loss=float(val_loss), weight_std=std if std > 0 else 1.0)
 
 
 def feature_names(progress_feature: bool) -> tuple[str, ...]:
@@ -64,6 +94,7 @@ def compute_features(
     lr: torch.Tensor | float,
     progress: torch.Tensor | float | None = None,
     transform: str = "raw",
+    reference: FeatureReference | None = None,
 ) -> np.ndarray:
     """The observation vector(s), float32.
 
@@ -75,7 +106,9 @@ def compute_features(
         weight: the final dense layer's weight, ``(..., out, in)``.
         lr: the learning rate in effect, shape ``(...)``.
         progress: fraction of the episode done; ``None`` leaves the entry out.
-        transform: ``"raw"`` (the paper) or ``"log"`` (log10 of the variance features).
+        transform: ``"raw"`` (the paper), ``"log"`` (log10 of the variance features) or
+            ``"relative"`` (scale-free; see the module docstring).
+        reference: the values at reset that ``"relative"`` divides by (required there).
 
     Returns:
         ``(..., 7)`` or ``(..., 8)`` float32 array, ordered as :data:`FEATURE_NAMES`.
@@ -99,6 +132,12 @@ def compute_features(
             columns.append(torch.as_tensor(progress, dtype=torch.float64))
         device = columns[2].device
         stacked = torch.stack(torch.broadcast_tensors(*[c.to(device) for c in columns]), dim=-1)
-        if transform == "log":
+        if transform == "relative":
+            if reference is None:
+                raise ValueError("feature_transform='relative' needs the reference at reset")
+            stacked[..., 0:2] = stacked[..., 0:2] / reference.loss
+            stacked[..., 4] = stacked[..., 4] / reference.weight_std
+            stacked[..., 5] = stacked[..., 5] / reference.weight_std**2
+        if transform in ("log", "relative"):
             stacked[..., _LOGGED] = torch.log10(stacked[..., _LOGGED] + LOG_EPS)
     return stacked.cpu().numpy().astype(np.float32)

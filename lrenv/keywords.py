@@ -24,7 +24,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from lrenv.data import DATASETS, check_data_root
 from lrenv.features import FEATURE_TRANSFORMS
-from lrenv.models import MODELS
+from lrenv.models import check_model
 from lrenv.schedules import schedule_from_dict
 from lrenv.threads import check_torch_threads
 from lrenv.trainee import check_optimizer, check_precision
@@ -140,8 +140,7 @@ def validate_config(**c: Any) -> None:
         raise ValueError(f"render_mode must be None or 'rgb_array', got {c['render_mode']!r}")
     if c["dataset"] not in DATASETS:
         raise ValueError(f"unknown dataset {c['dataset']!r}; choose one of {', '.join(DATASETS)}")
-    if c["model"] not in MODELS:
-        raise ValueError(f"unknown model {c['model']!r}; choose one of {', '.join(MODELS)}")
+    check_model(c["model"])
     check_precision(c["precision"])  # before the data loads; the trainee checks the device
     check_optimizer(c["optimizer"], c["warmup_steps"])
     if c["reward"] not in REWARDS:

@@ -1,4 +1,7 @@
-"""The trainee architectures: a LeNet-5-style CNN, ResNet-18 with a CIFAR stem, an MLP.
+"""The trainee architectures: a LeNet-5-style CNN, ResNet-18 with a CIFAR stem, MLPs.
+
+``"mlp"`` is one hidden layer of 128 units; ``"mlp-WxD"`` is ``D`` hidden layers of ``W``
+units each (``"mlp-32x1"``, ``"mlp-256x3"``), the widths and depths a task set spans.
 
 Each model ends in an ``nn.Linear``: the paper's weight features read that final dense
 layer (see :func:`final_linear`).
@@ -6,10 +9,41 @@ layer (see :func:`final_linear`).
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
-MODELS = ("cnn", "resnet", "mlp")
+MODELS = ("cnn", "resnet", "mlp", "mlp-WxD")
+"""The model names; ``"mlp-WxD"`` stands for any width ``W`` and depth ``D`` (see
+:func:`mlp_shape`)."""
+_MLP_SHAPE = re.compile(r"mlp-([1-9][0-9]*)x([1-9][0-9]*)")
+MAX_MLP_WIDTH = 4096
+MAX_MLP_DEPTH = 8
+
+
+def mlp_shape(name: str) -> tuple[int, ...] | None:
+    """The hidden widths of the MLP called ``name`` (``"mlp"``: ``(128,)``, ``"mlp-64x2"``:
+    ``(64, 64)``), or ``None`` when ``name`` is no MLP's."""
+    if name == "mlp":
+        return (128,)
+    match = _MLP_SHAPE.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        return None
+    width, depth = int(match[1]), int(match[2])
+    if width > MAX_MLP_WIDTH or depth > MAX_MLP_DEPTH:
+        return None
+    return (width,) * depth
+
+
+def check_model(name: str) -> None:
+    """ValueError, naming what is allowed, for a model name that builds nothing."""
+    if name in ("cnn", "resnet") or mlp_shape(name) is not None:
+        return
+    raise ValueError(
+        f"unknown model {name!r}; choose cnn, resnet, mlp, or mlp-WxD for D hidden layers of "
+        f"W units (W <= {MAX_MLP_WIDTH}, D <= {MAX_MLP_DEPTH}), e.g. mlp-64x2"
+    )
 
 
 class LeNet(nn.Module):
@@ -44,16 +78,20 @@ class LeNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """One hidden layer of 128 ReLU units: the fastest trainee, for CPU presets."""
+    """ReLU hidden layers of the given widths (default one of 128: the fastest trainee,
+    for CPU presets), then a linear layer to the classes."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = 128) -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, hidden: int | tuple[int, ...] = 128
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(in_features, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, num_classes),
-        )
+        widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for width in widths:
+            layers += [nn.Linear(in_features, width), nn.ReLU()]
+            in_features = width
+        layers.append(nn.Linear(in_features, num_classes))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -73,7 +111,7 @@ def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int) 
     """Build a fresh model; its initialization draws from torch's current random state.
 
     Args:
-        name: ``"cnn"``, ``"resnet"`` or ``"mlp"``.
+        name: ``"cnn"``, ``"resnet"``, ``"mlp"`` or ``"mlp-WxD"``.
         image_shape: ``(channels, height, width)`` of the inputs.
         num_classes: number of output logits.
     """
@@ -82,9 +120,8 @@ def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int) 
         return LeNet(channels, height, num_classes)
     if name == "resnet":
         return resnet18_cifar(channels, num_classes)
-    if name == "mlp":
-        return MLP(channels * height * width, num_classes)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    check_model(name)
+    return MLP(channels * height * width, num_classes, mlp_shape(name))
 
 
 def final_linear(model: nn.Module) -> nn.Linear:

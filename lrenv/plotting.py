@@ -30,6 +30,8 @@ def rate_line(
         raise ValueError(f"{len(ends)} end steps for {len(lrs)} rates")
     steps: list[int] = []
     rates: list[float] = []
+    if not ends:  # right after reset: no rate has been applied yet
+        return steps, rates
     for begin, end, lr in zip([start, *ends[:-1]], ends, lrs, strict=True):
         steps += [int(begin), int(end)]
         rates += [float(lr), float(lr)]

@@ -52,7 +52,10 @@ def check_precision(precision: str, device: torch.device | None = None) -> None:
         raise ValueError("this GPU has no bfloat16 support; use precision='fp32'")
 
 
-OPTIMIZERS = ("sgd", "schedule_free")
+OPTIMIZERS = ("sgd", "schedule_free", "prodigy", "dadapt_sgd")
+"""The trainee's optimizers: plain SGD (the paper's), and the tuning-free ones a learned
+controller is compared with. The learning rate is the optimizer's ``lr`` in every case; for
+Prodigy and D-Adaptation it multiplies the step size they estimate (1 is their default)."""
 
 
 def check_optimizer(optimizer: str, warmup_steps: int = 0) -> None:
@@ -248,8 +251,10 @@ class Trainee:
         precision: ``"fp32"`` (the default) or ``"bf16"``, bfloat16 mixed precision for the
             forward passes (see :func:`autocast`). On a CPU with AMX it made the ResNet-18
             step 2.6x faster and the LeNet step 1.15-1.3x (``python -m lrenv.bench``).
-        optimizer: ``"sgd"`` (``torch.optim.SGD``, the paper's) or ``"schedule_free"``
-            (``schedulefree.SGDScheduleFree``, momentum 0.9; the baseline of that name).
+        optimizer: ``"sgd"`` (``torch.optim.SGD``, the paper's), ``"schedule_free"``
+            (``schedulefree.SGDScheduleFree``, momentum 0.9; the baseline of that name),
+            ``"prodigy"`` (``prodigyopt.Prodigy``) or ``"dadapt_sgd"``
+            (``dadaptation.DAdaptSGD``), each with its package's defaults.
             Schedule-free SGD trains at an interpolation of two sequences and is evaluated
             at their average: every validation and test pass, the best-validation
             checkpoint and the weight features read the averaged weights (eval mode).
@@ -312,6 +317,14 @@ class Trainee:
             self.optimizer = schedulefree.SGDScheduleFree(
                 model.parameters(), lr=lr, warmup_steps=self.warmup_steps
             )
+        elif self.optimizer_name == "prodigy":
+            import prodigyopt  # Mishchenko and Defazio 2024; the package's defaults
+
+            self.optimizer = prodigyopt.Prodigy(model.parameters(), lr=lr)
+        elif self.optimizer_name == "dadapt_sgd":
+            import dadaptation  # Defazio and Mishchenko 2023, its SGD variant; defaults
+
+            self.optimizer = dadaptation.DAdaptSGD(model.parameters(), lr=lr)
         else:
             self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=self.momentum)
         self.order = BatchOrder(len(self.train_data), self.batch_size, seed, self.device)
