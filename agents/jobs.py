@@ -22,6 +22,7 @@ from agents.baselines import (
     schedule_from_dict,
 )
 from agents.episodes import run_episode, run_episodes
+from agents.open_loop import open_loop_policy
 from agents.tasks import Task, check_controller_fits
 from lrenv.trace import EpisodeTrace
 
@@ -32,7 +33,8 @@ class Job:
 
     ``schedule`` (a :func:`agents.baselines.schedule_to_dict`) for a baseline, ``controller``
     (a controller file, read by :meth:`lrenv.controller.Controller.load`, which never
-    unpickles) for the controller. ``test`` tests the best-validation
+    unpickles) for the controller, ``policy`` for an open-loop policy (a replay, a random
+    policy). ``test`` tests the best-validation
     checkpoint once; selection jobs have ``test=False`` and never touch the test split.
     """
 
@@ -42,6 +44,9 @@ class Job:
     schedule: Mapping[str, Any] | None = None
     controller: str | None = None
     test: bool = True
+    policy: Mapping[str, Any] | None = None
+    """An open-loop policy (:func:`agents.open_loop.open_loop_policy`), run on the task's
+    own action interface, as a controller would be."""
 
     def __post_init__(self) -> None:
         if self.schedule is not None:
@@ -136,6 +141,10 @@ def _policy(job: Job, cache: EnvCache) -> Any:
         policy = cache.controller(job.controller)
         check_controller_fits(policy.observation_size, job.task)
         return policy
+    if job.policy is not None:
+        kwargs = job.task.resolved_kwargs
+        decisions = kwargs["total_steps"] // kwargs["steps_per_action"]
+        return open_loop_policy(job.policy, decisions, job.seed)
     return SchedulePolicy(schedule_from_dict(job.schedule))
 
 
