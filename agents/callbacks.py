@@ -80,7 +80,9 @@ class EpisodeTracker(BaseCallback):
     and ``trainee/final_val_accuracy`` (skipped for a diverged episode, whose final loss
     is not finite), ``trainee/best_val_loss``, ``trainee/mean_lr`` (over the episode's
     decisions), ``trainee/diverged`` (0 or 1) and ``trainee/return`` (the raw return, from
-    the Monitor wrapper). The x coordinate is the number of time steps, as for SB3's own
+    the Monitor wrapper). On a task set (``info["task_family"]``), the return, final
+    validation loss and divergence again as ``tasks/<family>/...``: one curve per dataset
+    and kind of model. The x coordinate is the number of time steps, as for SB3's own
     scalars. Every ``figure_every`` episodes, ``trainee/lr_schedule``: that episode's
     learning rate and validation loss against the SGD step.
 
@@ -139,6 +141,13 @@ class EpisodeTracker(BaseCallback):
             values["trainee/final_val_accuracy"] = float(info.get("val_accuracy", math.nan))
         if "episode" in info:  # stable-baselines3's Monitor wrapper
             values["trainee/return"] = float(info["episode"]["r"])
+        family = info.get("task_family")
+        if family:  # a task set: each family of tasks gets its own curves too
+            values |= {
+                f"tasks/{family}/{key.split('/')[1]}": values[key]
+                for key in ("trainee/return", "trainee/final_val_loss", "trainee/diverged")
+                if key in values
+            }
         values = {key: value for key, value in values.items() if math.isfinite(value)}
         write_now(self.logger, values, self.num_timesteps)
         self.last_episode = values

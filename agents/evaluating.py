@@ -24,8 +24,8 @@ from agents.evaluation import candidates, run_comparison
 from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
 from agents.report import write_report
 from agents.runner import Runner
-from agents.tasks import BASELINES, check_controller_fits, resolve_tasks
-from lrenv.keywords import check_env_kwargs
+from agents.tasks import BASELINES, Task, check_controller_fits, resolve_tasks
+from lrenv.keywords import check_env_kwargs, is_task_set_id
 from lrenv.vector import trainee_device
 
 
@@ -86,6 +86,13 @@ class EvaluateOptions:
     Client (pip install -e ".[ray]"; docs/ray.md). Same results as without it."""
     progress: bool = True
     """Show progress bars."""
+    split: str = "test"
+    """For a controller trained on a task set (lrenv/TaskSet-v0): the split to evaluate on
+    zero-shot (default the held-out "test"; "train" shows how it does where it learned)."""
+    reference_policies: str = ""
+    """For a task set: open-loop policies to score beside the methods, comma-separated:
+    random (uniform random actions), action_zero (action 0 throughout); for reference
+    scores."""
 
 
 def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
@@ -134,6 +141,15 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
     preset = get_preset(preset_name)
     settings = preset.evaluation
     runs = args.runs if args.runs is not None else settings.runs
+    evaluated_id = args.env_id or controller_config.get("env_id") or preset.env_id
+    try:
+        on_task_set = is_task_set_id(evaluated_id)
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    if on_task_set:
+        return _evaluate_zero_shot(
+            args, preset, controller_config, evaluated_id, runs, started, command
+        )
 
     task, baseline_task, controller_task = resolve_tasks(
         preset.env_id,
@@ -224,3 +240,82 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
     print((out / "results.md").read_text())
     print(f"wrote {out} in {comparison.config['wall_seconds']:.0f} s")
     return out
+
+
+def _evaluate_zero_shot(
+    args: EvaluateOptions,
+    preset: Any,
+    controller_config: dict[str, Any],
+    env_id: str,
+    runs: int,
+    started: float,
+    command: Sequence[str],
+) -> Path:
+    """The zero-shot protocol (:mod:`agents.zero_shot`) on a task set's split."""
+    from agents.presets import without_task_keys
+    from agents.zero_shot import EXTRA_POLICIES, run_zero_shot
+    from agents.zero_shot_report import write_zero_shot_report
+    from lrenv.keywords import task_set_kwargs
+    from lrenv.task_sets import check_split, load_task_set
+
+    given = {
+        **without_task_keys(preset.env_kwargs),
+        **(controller_config.get("env_kwargs") or {}),
+        **args.env_kwargs,
+        "split": args.split,
+    }
+    extra = [p for p in args.reference_policies.split(",") if p]
+    try:
+        check_split(args.split)
+        check_env_kwargs(env_id, given)
+        interface = task_set_kwargs(env_id, given)
+        task_set = load_task_set(interface["task_set"])
+        unknown = sorted(set(extra) - set(EXTRA_POLICIES))
+        if unknown:
+            raise ValueError(
+                f"unknown reference policies {unknown}; choose from {', '.join(EXTRA_POLICIES)}"
+            )
+        if args.controller:
+            check_controller_fits(controller_observation_size(args.controller), Task(env_id, given))
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(str(err)) from err
+    workers = args.workers if args.workers is not None else _cores()
+    out = Path(
+        args.out
+        or f"runs/eval__{task_set.name}-{args.split}__{preset.name}__{args.seed}__{int(started)}"
+    )
+    config = {
+        **dataclasses.asdict(args),
+        "preset": preset.name,
+        "runs": runs,
+        "workers": workers,
+        "env_id": env_id,
+        "interface": interface,
+        "controller_config": controller_config,
+        "command": " ".join(command),
+    }
+    print(f"zero-shot evaluation on {task_set.name}, split {args.split!r}, {runs} seeds a task")
+    with Runner(workers, threads=args.threads, progress=args.progress) as runner:
+        result = run_zero_shot(
+            runner,
+            task_set,
+            args.split,
+            interface,
+            str(Path(args.controller).resolve()) if args.controller else None,
+            runs=runs,
+            seed=args.seed,
+            extra_policies=extra,
+            config=config,
+        )
+    result.config["wall_seconds"] = round(time.time() - started, 1)
+    write_zero_shot_report(result, out)
+    print((out / "results.md").read_text())
+    print(f"wrote {out} in {result.config['wall_seconds']:.0f} s")
+    return out
+
+
+def controller_observation_size(path: str) -> int:
+    """The observation length the controller file at ``path`` reads."""
+    from lrenv.controller import Controller
+
+    return Controller.load(path).observation_size

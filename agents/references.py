@@ -40,7 +40,7 @@ from agents.baselines import grid, schedule_to_dict
 from agents.evaluation import selection_seeds
 from agents.jobs import Job, RunResult, finite_or_none
 from agents.runner import Runner
-from agents.tasks import BASELINES, Task
+from agents.tasks import BASELINES, RUNTIME_KEYS, Task
 from lrenv.files import atomic_path
 from lrenv.task_sets import TaskSet, TaskSpec, load_task_set
 
@@ -73,6 +73,12 @@ EVAL_SEEDS = 5
 def grids_for(task_set: TaskSet) -> dict[str, dict[str, tuple]]:
     """The grids a set's references use: :data:`SMOKE_GRIDS` for the smoke sets."""
     return SMOKE_GRIDS if task_set.name.startswith("smoke") else TASK_SET_GRIDS
+
+
+def runtime_kwargs(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The runtime keywords (device, data root, threads) among ``env_kwargs``: all that a
+    baseline's run on a task takes from the env it is compared in."""
+    return {k: v for k, v in env_kwargs.items() if k in RUNTIME_KEYS}
 
 
 def task_of(spec: TaskSpec, env_kwargs: Mapping[str, Any] | None = None) -> Task:
@@ -213,13 +219,29 @@ def transferred_settings(
     protocol = {"grids": _jsonable(grids), "grid_seeds": selection_seeds(grid_seeds)}
     if stored is not None and all(stored["protocol"][k] == v for k, v in protocol.items()):
         return stored["transferred"]
+    if stored is not None:
+        subset = {f: v for f, v in stored["protocol"]["grids"].items() if f in grids}
+        if (
+            subset == protocol["grids"]
+            and stored["protocol"]["grid_seeds"] == protocol["grid_seeds"]
+        ):  # the families asked for, with the grids and seeds the references used
+            return {f: stored["transferred"][f] for f in grids}
     train = task_set.tasks("train")
     scores = score_grid(runner, train, grids, selection_seeds(grid_seeds), env_kwargs)
     return choose_transferred(scores)
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+    """``value`` as JSON reads it back (mappings as dicts, tuples as lists)."""
+
+    def plain(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {k: plain(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [plain(v) for v in item]
+        return item
+
+    return json.loads(json.dumps(plain(value)))
 
 
 def compute_references(

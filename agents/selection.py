@@ -36,7 +36,9 @@ from agents.runner import Runner
 from agents.tasks import Task
 from lrenv.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
 from lrenv.files import atomic_path
+from lrenv.keywords import is_task_set_id, task_set_kwargs
 from lrenv.schedules import SCHEDULES
+from lrenv.task_sets import load_task_set
 
 SNAPSHOTS = "snapshots"
 
@@ -175,7 +177,14 @@ def choose_base(
     Returns:
         JSON-ready: ``family``, ``schedule`` (the chosen member), ``best_val_loss`` and
         ``env_kwargs`` (:func:`residual_base` of it).
+
+    On a task set (``lrenv/TaskSet-v0``) the base is chosen on its training split only,
+    whatever split the task names: the transferred setting
+    (:func:`agents.references.transferred_settings`) of the named family with the lowest
+    mean normalized validation loss, which is then ``best_val_loss``.
     """
+    if is_task_set_id(task.env_id):
+        return _choose_base_on_task_set(task, grids, families, n_seeds, workers, progress)
     wanted = candidates(grids, families)
     with Runner(workers, threads=1, progress=progress) as runner:
         selections = select_baselines(runner, wanted, task, selection_seeds(n_seeds))
@@ -188,5 +197,32 @@ def choose_base(
         "family": family,
         "schedule": schedule,
         "best_val_loss": loss,
+        "env_kwargs": residual_base(schedule),
+    }
+
+
+def _choose_base_on_task_set(
+    task: Task,
+    grids: Mapping[str, Mapping[str, Sequence[Any]]],
+    families: Sequence[str],
+    n_seeds: int,
+    workers: int,
+    progress: bool,
+) -> dict[str, Any]:
+    from agents.references import runtime_kwargs, transferred_settings
+
+    kwargs = task_set_kwargs(task.env_id, task.env_kwargs)
+    task_set = load_task_set(kwargs["task_set"])
+    wanted = {family: grids[family] for family in candidates(grids, families)}
+    with Runner(workers, threads=1, progress=progress) as runner:
+        transferred = transferred_settings(
+            task_set, wanted, n_seeds, runner, env_kwargs=runtime_kwargs(kwargs)
+        )
+    family = min(transferred, key=lambda f: transferred[f]["mean_normalized_val_loss"])
+    schedule = transferred[family]["schedule"]
+    return {
+        "family": family,
+        "schedule": schedule,
+        "best_val_loss": transferred[family]["mean_normalized_val_loss"],
         "env_kwargs": residual_base(schedule),
     }

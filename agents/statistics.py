@@ -67,6 +67,22 @@ def t_test(a: Sequence[float], b: Sequence[float], equal_var: bool = True) -> TT
     return TTest(t, float(2 * stats.t.sf(abs(t), df)), df)
 
 
+def paired_t_test(a: Sequence[float], b: Sequence[float]) -> TTest:
+    """The paired t-test (two-sided, ``scipy.stats.ttest_rel``) of ``a`` against ``b``, run
+    for run on the same seeds: ``t = mean(d) / (std(d) / sqrt(n))`` over ``d = a - b``,
+    ``df = n - 1``. Differences with no spread give p = 1 when they are all 0 and p = 0
+    otherwise (scipy would warn about precision loss); fewer than two pairs give NaN."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = len(d)
+    if n < 2 or not np.isfinite(d).all():
+        return TTest(math.nan, math.nan, n - 1)
+    if np.ptp(d) > 0:
+        result = stats.ttest_rel(a, b)
+        return TTest(float(result.statistic), float(result.pvalue), float(n - 1))
+    mean = float(d.mean())
+    return TTest(math.copysign(math.inf, mean) if mean else 0.0, 0.0 if mean else 1.0, n - 1)
+
+
 def summarize(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     """Per method: runs, mean and sample std (n - 1) of test loss and accuracy, divergences."""
     summary = {}

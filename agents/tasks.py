@@ -83,9 +83,17 @@ class Task:
     @property
     def resolved_kwargs(self) -> dict[str, Any]:
         """Every keyword the env is built with: :class:`lrenv.env.LRScheduleEnv`'s defaults,
-        the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those."""
-        from lrenv.keywords import resolve_env_kwargs  # torch and the data loaders only when asked
+        the registered keywords of ``env_id`` over them, and ``env_kwargs`` over those. For
+        a task set, the keywords its tasks share (``task_set`` and ``split`` among them;
+        each task's row adds its own)."""
+        # torch and the data loaders only when asked
+        from lrenv.keywords import env_defaults, is_task_set_id, resolve_env_kwargs, task_set_kwargs
 
+        if is_task_set_id(self.env_id):  # the keywords its tasks share; each row adds its own
+            from lrenv.task_sets import TASK_SET_KEYS
+
+            shared = {k: v for k, v in env_defaults().items() if k not in TASK_SET_KEYS}
+            return {**shared, **task_set_kwargs(self.env_id, self.env_kwargs)}
         return resolve_env_kwargs(self.env_id, self.env_kwargs)
 
     def same_task_as(self, other: Task) -> bool:

@@ -76,6 +76,53 @@ def _spec(env_id: str) -> tuple[EnvSpec, bool]:
     return spec, isinstance(entry, type) and issubclass(entry, _env_class())
 
 
+TASK_SET_ENTRY_POINT = "lrenv.task_set_env:TaskSetEnv"
+
+
+def is_task_set_id(env_id: str) -> bool:
+    """Whether ``env_id`` is registered as an env over a task set (``lrenv/TaskSet-v0``).
+
+    Raises:
+        ValueError: for an id that is not registered.
+    """
+    spec, _ = _spec(env_id)
+    entry = spec.entry_point
+    return entry == TASK_SET_ENTRY_POINT or getattr(entry, "__name__", None) == "TaskSetEnv"
+
+
+def task_set_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The keywords ``gym.make(env_id, **env_kwargs)`` passes to a task-set env: its
+    registered ones and ``env_kwargs`` over them (``task_set`` and ``split`` included).
+
+    Raises:
+        ValueError: for an id that is not a task set's.
+    """
+    if not is_task_set_id(env_id):
+        raise ValueError(f"{env_id} is not an env over a task set")
+    spec, _ = _spec(env_id)
+    return {**spec.kwargs, **dict(env_kwargs or {})}
+
+
+def check_task_set_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """:func:`check_env_kwargs` for a task-set id: the set loads, the keywords are ones a
+    task set takes, and every task of the split is a valid env with them (no data loaded).
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    from lrenv.task_set_env import check_task_set_kwargs
+    from lrenv.task_sets import check_split, load_task_set
+
+    kwargs = task_set_kwargs(env_id, env_kwargs)
+    name, split = kwargs.pop("task_set", "default"), kwargs.pop("split", "train")
+    check_split(split)
+    check_task_set_kwargs(kwargs)
+    for task in load_task_set(name).tasks(split):
+        config = {**env_defaults(), **kwargs, **task.env_kwargs}
+        validate_config(**config)
+        check_data_root(config["dataset"], config["data_root"])
+
+
 def resolve_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every keyword ``gym.make(env_id, **env_kwargs)`` passes to :class:`LRScheduleEnv`:
     its defaults, the id's registered keywords over them, ``env_kwargs`` over those. The one
@@ -111,6 +158,9 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
         ValueError: naming the keyword and what it accepts, or for an id that is not
             registered.
     """
+    if is_task_set_id(env_id):
+        check_task_set_env_kwargs(env_id, env_kwargs)
+        return
     spec, made_here = _spec(env_id)
     if not made_here:
         return

@@ -51,7 +51,8 @@ class TaskSetEnv(gym.Env):
     ``reset(seed=s)`` draws the task uniformly from the split with ``self.np_random`` and
     seeds the trainee from it; ``reset(options={"task": name})`` picks the task by name;
     ``options={"initial_lr": x}`` sets the starting rate as in the inner env.
-    ``info["task"]`` names the current task after ``reset`` and every ``step``.
+    ``info["task"]`` names the current task after ``reset`` and every ``step``, and
+    ``info["task_family"]`` its dataset and kind of model (e.g. ``fashion_mnist-mlp``).
 
     ## Version History
 
@@ -121,12 +122,15 @@ class TaskSetEnv(gym.Env):
         trainee_seed = int(self.np_random.integers(2**31 - 1))
         self.task, self.current = task, self._env(task)
         obs, info = self.current.reset(seed=trainee_seed, options=options or None)
-        return obs, {**info, "task": task.name}
+        return obs, self._info(info)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """One decision of the current task's episode."""
         obs, reward, terminated, truncated, info = self.current.step(action)
-        return obs, reward, terminated, truncated, {**info, "task": self.task.name}
+        return obs, reward, terminated, truncated, self._info(info)
+
+    def _info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {**info, "task": self.task.name, "task_family": self.task.family}
 
     def render(self) -> np.ndarray | None:
         """The current episode, as the inner env draws it."""

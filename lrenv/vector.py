@@ -45,7 +45,7 @@ from gymnasium.vector.utils import iterate
 
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
 from lrenv.env import LRScheduleEnv
-from lrenv.keywords import check_action, resolve_env_kwargs
+from lrenv.keywords import check_action, is_task_set_id, resolve_env_kwargs, task_set_kwargs
 from lrenv.threads import torch_threads
 from lrenv.trainee import resolve_device
 
@@ -69,14 +69,17 @@ class BatchSlotEnv(LRScheduleEnv):
         return super().step(action)
 
 
-def max_episode_steps(env_id: str, env_kwargs: Mapping[str, Any]) -> int:
-    """The decisions per episode of ``gym.make(env_id, **env_kwargs)``.
+def max_episode_steps(env_id: str, env_kwargs: Mapping[str, Any]) -> int | None:
+    """The decisions per episode of ``gym.make(env_id, **env_kwargs)`` (``None`` for a task
+    set, whose tasks differ in length: the env ends each episode itself).
 
     A named id's spec holds its own task's count; pass this to ``gym.make`` as
     ``max_episode_steps`` when the keywords change ``total_steps`` or
     ``steps_per_action``, so that gym.make's ``TimeLimit`` ends the episode where the env
     does (and the spec tells the truth).
     """
+    if is_task_set_id(env_id):
+        return None
     kwargs = resolve_env_kwargs(env_id, env_kwargs)
     return kwargs["total_steps"] // kwargs["steps_per_action"]
 
@@ -94,6 +97,8 @@ def trainee_device(env_id: str, env_kwargs: Mapping[str, Any]) -> torch.device:
     Raises:
         ValueError: if ``env_id`` is not an lrenv id, or asks for CUDA where there is none.
     """
+    if is_task_set_id(env_id):
+        return resolve_device(task_set_kwargs(env_id, env_kwargs).get("device", "auto"))
     return resolve_device(resolve_env_kwargs(env_id, env_kwargs)["device"])
 
 
