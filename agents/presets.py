@@ -72,6 +72,30 @@ DEFAULT_BASELINE_GRIDS = {
 }
 
 
+RATES = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
+TASK_SET_GRIDS: dict[str, dict[str, tuple]] = {
+    "step_decay": {"initial_lr": RATES[:5], "every": (20, 100), "factor": (0.9,)},
+    "constant": {"lr": RATES},
+    "cosine": {"initial_lr": RATES},
+    "linear": {"initial_lr": RATES},
+    "wsd": {"peak_lr": RATES[:5], "cooldown": (0.2,), "warmup": (0.0,)},
+    "plateau": {"initial_lr": RATES[:5], "factor": (0.5,), "patience": (3,)},
+    "schedule_free": {"lr": (3.0, *RATES[:4]), "warmup_steps": (0, 50)},
+}
+"""Each family's grid on a task set: rates over three orders of magnitude, since the best
+rate differs by task (48 members in all)."""
+SMOKE_TASK_SET_GRIDS: dict[str, dict[str, tuple]] = {
+    "step_decay": {"initial_lr": (0.1,), "every": (20,), "factor": (0.9,)},
+    "constant": {"lr": (0.3, 0.03)},
+    "cosine": {"initial_lr": (0.1,)},
+    "linear": {"initial_lr": (0.1,)},
+    "wsd": {"peak_lr": (0.1,), "cooldown": (0.2,), "warmup": (0.0,)},
+    "plateau": {"initial_lr": (0.1,), "factor": (0.5,), "patience": (2,)},
+    "schedule_free": {"lr": (0.3,), "warmup_steps": (10,)},
+}
+"""Tiny grids for the smoke set (tests and CI)."""
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
     """How evaluate.py compares a controller with baseline schedules."""
@@ -216,6 +240,26 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
 }
+PRESETS["smoke-tasks"] = Preset(
+    name="smoke-tasks",
+    summary=(
+        "Under a minute: the smoke task set's training split (lrenv/TaskSet-v0, synthetic "
+        "tasks), scale-free features, residual over the better of constant and schedule-free "
+        "SGD as carried over from the training split; evaluate.py tests it zero-shot on the "
+        "held-out split, 5 seeds a task. For tests, CI and demos."
+    ),
+    env_id="lrenv/TaskSet-v0",
+    env_kwargs=_frozen({"task_set": "smoke", "device": "cpu"}),
+    episodes=16,
+    n_envs=1,
+    residual_over="constant,schedule_free",
+    ppo=PPOSettings(
+        episodes_per_rollout=4, n_epochs=2, minibatches=2, log_std_init=-1.5, gamma=1.0
+    ),
+    evaluation=EvaluationSettings(
+        runs=5, grids=_frozen({k: _frozen(v) for k, v in SMOKE_TASK_SET_GRIDS.items()})
+    ),
+)
 DEFAULT_PRESET = "cpu"
 
 

@@ -5,12 +5,13 @@ Computed once per set by ``python -m agents.references --task-set NAME`` and kep
 the set's CSV file (``NAME-vN.references.json``); :mod:`agents.zero_shot` reads them.
 
 1. **Transferred settings, from the training split only.** Every member of every family's
-   grid (:data:`TASK_SET_GRIDS`) trains on every training task, on the selection seeds
-   (validation only; the test split is never read). A member's *normalized validation
-   loss* on a task is its mean best validation loss divided by the lowest any member
-   reached on that task (1 is the best there is). ``transferred_<family>`` is the member
-   of the family with the lowest mean normalized validation loss over the training tasks:
-   the one setting of that family a practitioner would carry to a task never seen.
+   grid (:data:`agents.presets.TASK_SET_GRIDS`) trains on every training task, on the
+   selection seeds (validation only; the test split is never read). A member's
+   *normalized validation loss* on a task is its mean best validation loss divided by the
+   lowest any member reached on that task (1 is the best there is).
+   ``transferred_<family>`` is the member of the family with the lowest mean normalized
+   validation loss over the training tasks: the one setting of that family a practitioner
+   would carry to a task never seen.
 2. **Oracle, per held-out task.** The same grid on each held-out task's own validation;
    the best member of each family, and the best of those (the *oracle*): what tuning on
    the task would give.
@@ -39,40 +40,20 @@ import numpy as np
 from agents.baselines import grid, schedule_to_dict
 from agents.evaluation import selection_seeds
 from agents.jobs import Job, RunResult, finite_or_none
+from agents.presets import SMOKE_TASK_SET_GRIDS, TASK_SET_GRIDS
 from agents.runner import Runner
 from agents.tasks import BASELINES, RUNTIME_KEYS, Task
 from lrenv.files import atomic_path
 from lrenv.task_sets import TaskSet, TaskSpec, load_task_set
 
 GENERAL_ID = "lrenv/LRSchedule-v0"
-RATES = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
-TASK_SET_GRIDS: dict[str, dict[str, tuple]] = {
-    "step_decay": {"initial_lr": RATES[:5], "every": (20, 100), "factor": (0.9,)},
-    "constant": {"lr": RATES},
-    "cosine": {"initial_lr": RATES},
-    "linear": {"initial_lr": RATES},
-    "wsd": {"peak_lr": RATES[:5], "cooldown": (0.2,), "warmup": (0.0,)},
-    "plateau": {"initial_lr": RATES[:5], "factor": (0.5,), "patience": (3,)},
-    "schedule_free": {"lr": (3.0, *RATES[:4]), "warmup_steps": (0, 50)},
-}
-"""Each family's grid on a task set: rates over three orders of magnitude, since the best
-rate differs by task (48 members in all)."""
-SMOKE_GRIDS: dict[str, dict[str, tuple]] = {
-    "step_decay": {"initial_lr": (0.1,), "every": (20,), "factor": (0.9,)},
-    "constant": {"lr": (0.3, 0.03)},
-    "cosine": {"initial_lr": (0.1,)},
-    "linear": {"initial_lr": (0.1,)},
-    "wsd": {"peak_lr": (0.1,), "cooldown": (0.2,), "warmup": (0.0,)},
-    "plateau": {"initial_lr": (0.1,), "factor": (0.5,), "patience": (2,)},
-    "schedule_free": {"lr": (0.3,), "warmup_steps": (10,)},
-}
-"""Tiny grids for the smoke set (tests and CI)."""
 EVAL_SEEDS = 5
 
 
 def grids_for(task_set: TaskSet) -> dict[str, dict[str, tuple]]:
-    """The grids a set's references use: :data:`SMOKE_GRIDS` for the smoke sets."""
-    return SMOKE_GRIDS if task_set.name.startswith("smoke") else TASK_SET_GRIDS
+    """The grids a set's references use: :data:`agents.presets.SMOKE_TASK_SET_GRIDS` for
+    the smoke sets, else :data:`agents.presets.TASK_SET_GRIDS`."""
+    return SMOKE_TASK_SET_GRIDS if task_set.name.startswith("smoke") else TASK_SET_GRIDS
 
 
 def runtime_kwargs(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:

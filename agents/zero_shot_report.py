@@ -109,7 +109,6 @@ def zero_shot_markdown(data: dict[str, Any]) -> str:
 
 def regret_figure(data: dict[str, Any]) -> Any:
     """Per-task regret of each method against the oracle (grouped bars, in percent)."""
-    from matplotlib import colormaps
     from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend
 
     methods = [m for m in data["scores"] if m != "oracle"]
