@@ -6,7 +6,10 @@ the trained controller that is kept.
 on the named baseline families (:func:`choose_base`) and trains a residual controller over
 the winner, so that its action 0 is the best baseline and PPO only learns where to deviate.
 
-**The snapshot.**
+**The snapshot.** On a task set, each snapshot runs on every task of the training split
+and scores the mean over tasks of its best validation loss relative to the untrained
+snapshot's on that task (so that no task's loss scale dominates the choice).
+
 PPO's updates move a policy by amounts that the noise of one trainee seed can hide, so the
 last policy of a run is not reliably its best (issue 13: the same command gave a winner on
 one machine and a loser on another). train.py therefore keeps a snapshot of the controller
@@ -74,24 +77,35 @@ def select_snapshot(
     if not snapshots:
         raise FileNotFoundError(f"no snapshots in {Path(run) / SNAPSHOTS} to select from")
     seeds = selection_seeds(n_seeds)
+    tasks = _selection_tasks(task)
     jobs = [
-        Job("controller", task, seed, controller=str(code_free_path(path).resolve()), test=False)
+        Job("controller", each, seed, controller=str(code_free_path(path).resolve()), test=False)
         for path in snapshots
+        for each in tasks
         for seed in seeds
     ]
     with Runner(workers, threads=1, progress=progress) as runner:
         results = iter(runner.run(jobs, desc="snapshots (validation)"))
+    per_task = [[[next(results) for _ in seeds] for _ in tasks] for _ in snapshots]
+    # one task: its mean best validation loss; a task set's training split: each task's
+    # loss relative to the untrained snapshot's there, so that no task's scale dominates
+    first = [np.mean([r.best_val_loss for r in runs]) for runs in per_task[0]]
+    scale = first if len(tasks) > 1 else [1.0]
     scores = []
-    for path in snapshots:
-        runs = [next(results) for _ in seeds]
-        per_seed = [r.best_val_loss for r in runs]
+    for path, by_task in zip(snapshots, per_task, strict=True):
+        per_seed = [
+            float(
+                np.mean([runs[j].best_val_loss / s for runs, s in zip(by_task, scale, strict=True)])
+            )
+            for j in range(len(seeds))
+        ]
         scores.append(
             {
                 "snapshot": path.name,
                 "episodes": int(path.stem.split("-")[1]),
                 "best_val_loss": float(np.mean(per_seed)),
                 "per_seed": per_seed,
-                "diverged": [r.diverged for r in runs],
+                "diverged": [any(runs[j].diverged for runs in by_task) for j in range(len(seeds))],
             }
         )
     best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])  # ties: earlier
@@ -103,6 +117,18 @@ def select_snapshot(
         with atomic_path(Path(run) / name) as tmp:
             shutil.copyfile(source, tmp)
     return {"seeds": seeds, "scores": scores, "chosen": scores[best]["snapshot"]}
+
+
+def _selection_tasks(task: Task) -> list[Task]:
+    """The tasks snapshots are scored on: ``task``, or for a task set every task of its
+    training split (whatever split ``task`` names: the held-out one is never read)."""
+    if not is_task_set_id(task.env_id):
+        return [task]
+    from agents.references import task_of
+
+    kwargs = task_set_kwargs(task.env_id, task.env_kwargs)
+    interface = {k: v for k, v in kwargs.items() if k not in ("task_set", "split")}
+    return [task_of(spec, interface) for spec in load_task_set(kwargs["task_set"]).tasks("train")]
 
 
 def describe_selection(selection: dict[str, Any]) -> str:
