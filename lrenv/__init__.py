@@ -26,7 +26,7 @@ from gymnasium.envs.registration import register
 
 from lrenv.features import FEATURE_NAMES, PAPER_FEATURES
 
-__all__ = ["FEATURE_NAMES", "PAPER_FEATURES", "TASK_KEYS"]
+__all__ = ["FEATURE_NAMES", "PAPER_FEATURES", "TASK_KEYS", "TASK_SET_DEFAULTS"]
 __version__ = "0.1.0"
 
 _ENTRY_POINT = "lrenv.env:LRScheduleEnv"
@@ -121,16 +121,12 @@ _register(
 # A task set: every episode one of many tasks (lrenv.task_sets). Its tasks differ in length,
 # so the spec claims no episode length; no batched vector entry point (a batch trains one
 # task), so gym.make_vec uses Gymnasium's sync or async vector envs.
+TASK_SET_DEFAULTS = {"feature_transform": "relative", "progress_feature": True, "reward": "delta"}
+"""What ``lrenv/TaskSet-v0`` registers beyond its set and split: observations that mean the
+same on every task (losses relative to the start, log-scaled variances, progress) and the
+reward that sums to the final loss."""
 register(
     id="lrenv/TaskSet-v0",
     entry_point="lrenv.task_set_env:TaskSetEnv",
-    kwargs={
-        "task_set": "default",
-        "split": "train",
-        **{
-            "feature_transform": "relative",
-            "progress_feature": True,
-            "reward": "delta",
-        },
-    },
+    kwargs={"task_set": "default", "split": "train", **TASK_SET_DEFAULTS},
 )

@@ -91,6 +91,10 @@ class LRScheduleEnv(gym.Env):
     the final loss (up to the start, which no action changes), the quantity the
     evaluation scores, rather than the area under the validation curve. A divergence
     then pays ``L_{t-1} - divergence_loss``, as if the run had ended at that loss.
+    ``reward="log_delta"`` pays ``log L_{t-1} - log L_t`` (a divergence
+    ``log L_{t-1} - log divergence_loss``): it sums to ``log(L_0 / L_T)``, the same scale
+    on every task whatever its loss level, so that on a task set no task dominates the
+    return.
 
     A diverging trainee
     earns ``-divergence_loss`` for this and every decision it did not get to make, so
@@ -131,7 +135,8 @@ class LRScheduleEnv(gym.Env):
     | factor_base         | 2.0                | factor = factor_base ** action                |
     | action_mode         | "scale"            | "scale" (paper) or "absolute" (see above)     |
     | base_schedule       | None               | the schedule a residual action scales         |
-    | reward              | "loss"             | "loss" (paper: -L_t) or "delta" (L_{t-1}-L_t) |
+    | reward              | "loss"             | "loss" (paper: -L_t), "delta" (L_{t-1}-L_t)   |
+    |                     |                    | or "log_delta" (log L_{t-1} - log L_t)        |
     | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
     | optimizer           | "sgd"              | "sgd" (paper), or a baseline's:               |
     |                     |                    | "schedule_free", "prodigy", "dadapt_sgd"      |
@@ -389,6 +394,8 @@ class LRScheduleEnv(gym.Env):
         trainee.record_validation(evaluation.loss, self.keep_best)
         if self.reward == "delta":
             reward = self._last_val_loss - evaluation.loss
+        elif self.reward == "log_delta":
+            reward = math.log(self._last_val_loss) - math.log(evaluation.loss)
         else:
             reward = -evaluation.loss
         self._last_val_loss = evaluation.loss
@@ -456,6 +463,8 @@ class LRScheduleEnv(gym.Env):
         remaining = (self.total_steps - self.trainee.sgd_step) // self.steps_per_action
         if self.reward == "delta":  # as if the run ended at the divergence threshold
             reward = self._last_val_loss - self.divergence_loss
+        elif self.reward == "log_delta":
+            reward = math.log(self._last_val_loss) - math.log(self.divergence_loss)
         else:
             reward = -self.divergence_loss * (remaining + 1)
         reward -= self.final_reward_weight * self.divergence_loss

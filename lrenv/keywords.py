@@ -30,7 +30,7 @@ from lrenv.threads import check_torch_threads
 from lrenv.trainee import check_optimizer, check_precision
 
 ACTION_MODES = ("scale", "absolute", "residual")
-REWARDS = ("loss", "delta")
+REWARDS = ("loss", "delta", "log_delta")
 
 
 @functools.cache

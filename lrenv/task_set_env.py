@@ -12,11 +12,6 @@ from lrenv.env import LRScheduleEnv
 from lrenv.keywords import check_reset_options, env_defaults
 from lrenv.task_sets import TASK_SET_KEYS, TaskSet, TaskSpec, check_split, load_task_set
 
-TASK_SET_DEFAULTS = {"feature_transform": "relative", "progress_feature": True, "reward": "delta"}
-"""What ``lrenv/TaskSet-v0`` registers beyond its set and split: observations that mean the
-same on every task (losses relative to the start, log-scaled variances, progress) and the
-reward that sums to the final loss."""
-
 
 class TaskSetEnv(gym.Env):
     """
