@@ -205,7 +205,8 @@ def choose_base(
         ``env_kwargs`` (:func:`residual_base` of it).
 
     On a task set (``lrenv/TaskSet-v0``) the base is chosen on its training split only,
-    whatever split the task names: the transferred setting
+    whatever split the task names, with the set's own grids
+    (:func:`agents.references.grids_for`, not ``grids``): the transferred setting
     (:func:`agents.references.transferred_settings`) of the named family with the lowest
     mean normalized validation loss, which is then ``best_val_loss``.
     """
@@ -235,10 +236,11 @@ def _choose_base_on_task_set(
     workers: int,
     progress: bool,
 ) -> dict[str, Any]:
-    from agents.references import runtime_kwargs, transferred_settings
+    from agents.references import grids_for, runtime_kwargs, transferred_settings
 
     kwargs = task_set_kwargs(task.env_id, task.env_kwargs)
     task_set = load_task_set(kwargs["task_set"])
+    grids = grids_for(task_set)  # a set's transferred settings come from its own protocol
     wanted = {family: grids[family] for family in candidates(grids, families)}
     with Runner(workers, threads=1, progress=progress) as runner:
         transferred = transferred_settings(
