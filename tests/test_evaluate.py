@@ -44,13 +44,7 @@ from lrenv.trainee import Trainee
 SHORT = {"total_steps": 40, "device": "cpu"}  # 4 decisions of 10 SGD steps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One thread, as evaluate.py's workers use: much faster on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(
