@@ -218,6 +218,7 @@ def test_gymnasium_adapter_equals_sync_vector_env_next_step_autoreset():
     obs_b, _ = batched.reset(seed=3)
     np.testing.assert_allclose(obs_b, obs_a, rtol=RTOL, atol=ATOL)
     actions = np.random.default_rng(2).uniform(-1, 1, (12, 2, 1)).astype(np.float32)
+    steps, truncations = [], []
     for row in actions:
         obs_a, rew_a, term_a, trunc_a, info_a = single.step(row)
         obs_b, rew_b, term_b, trunc_b, info_b = batched.step(row)
@@ -226,7 +227,13 @@ def test_gymnasium_adapter_equals_sync_vector_env_next_step_autoreset():
         np.testing.assert_array_equal(trunc_a, trunc_b)
         np.testing.assert_array_equal(term_a, term_b)
         np.testing.assert_array_equal(info_a["sgd_step"], info_b["sgd_step"])
-    assert trunc_a.any() or info_a["sgd_step"].min() < 50  # an episode ended and restarted
+        steps.append(info_b["sgd_step"].tolist())
+        truncations.append(trunc_b.tolist())
+    # Two whole episodes of 5 decisions: truncated at SGD step 50, then the next step is
+    # the reset (NextStep autoreset: SGD step 0), and the second episode runs like the first.
+    episode = [10, 20, 30, 40, 50, 0]
+    assert steps == [[s, s] for s in episode * 2]
+    assert truncations == [[s == 50, s == 50] for s in episode * 2]
     single.close()
     batched.close()
 
