@@ -240,12 +240,22 @@ def test_t_test_agrees_with_scipy_and_a_hand_computation():
     assert result.pvalue == pytest.approx(2 * stats.t.sf(3 / math.sqrt(2.5), 8), rel=1e-12)
     assert not result.significant
 
+    # Unequal sizes and spreads, Student's and Welch's, against the formulas written out
+    # (not against scipy.stats.ttest_ind, which t_test calls).
     rng = np.random.default_rng(0)
-    x, y = rng.normal(0.40, 0.01, 10), rng.normal(0.39, 0.01, 10)
-    expected = stats.ttest_ind(x, y)
-    got = t_test(x, y)
-    assert (got.statistic, got.pvalue) == pytest.approx((expected.statistic, expected.pvalue))
-    assert got.significant == (expected.pvalue < 0.05)
+    x, y = rng.normal(0.40, 0.01, 10), rng.normal(0.39, 0.03, 6)
+    va, vb = x.var(ddof=1) / 10, y.var(ddof=1) / 6
+    pooled = (9 * x.var(ddof=1) + 5 * y.var(ddof=1)) / 14
+    student_t = (x.mean() - y.mean()) / math.sqrt(pooled * (1 / 10 + 1 / 6))
+    welch_t = (x.mean() - y.mean()) / math.sqrt(va + vb)
+    welch_df = (va + vb) ** 2 / (va**2 / 9 + vb**2 / 5)
+    for got, t, df in [
+        (t_test(x, y), student_t, 14),
+        (t_test(x, y, equal_var=False), welch_t, welch_df),
+    ]:
+        assert (got.statistic, got.df) == pytest.approx((t, df), rel=1e-12)
+        assert got.pvalue == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+        assert got.significant == (got.pvalue < 0.05)
 
 
 @pytest.mark.parametrize(
