@@ -15,6 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
+import agents.jobs
 import evaluate
 import lrenv.env
 from agents.baselines import (
@@ -31,7 +32,7 @@ from agents.baselines import (
     schedule_to_dict,
 )
 from agents.controller import save_controller
-from agents.episodes import run_episode
+from agents.episodes import run_episode, run_episodes
 from agents.evaluation import SELECTION_SEED_OFFSET, candidates, select_baselines
 from agents.jobs import Job, run_job
 from agents.presets import PAPER_STEP_DECAY_GRID
@@ -524,12 +525,32 @@ def test_baselines_run_their_own_optimizer_whatever_the_controller_drives():
     assert result.trajectory.lr[:2] == pytest.approx([0.05, 0.05]) and not result.diverged
 
 
-def test_batched_runner_runs_schedule_free_jobs_unbatched_with_the_same_results():
+def test_batched_runner_runs_schedule_free_jobs_unbatched_with_the_same_results(monkeypatch):
+    """Batched trainees train with plain SGD only: beside plain-SGD runs that do train as
+    one batch, the batched runner trains schedule-free runs one at a time (run_job), and
+    they end as the unbatched runner's do."""
     task = Task("lrenv/Synthetic-v0", SHORT)
     jobs = [Job("schedule_free", task, s, schedule_to_dict(ScheduleFree(0.1, 10))) for s in (0, 1)]
-    assert batches(jobs) == [[0], [1]]
+    jobs += [Job("constant", task, s, schedule_to_dict(Constant(0.05))) for s in (0, 1)]
+    assert batches(jobs) == [[0], [1], [2, 3]]
     with Runner(1, progress=False) as runner:
         plain = runner.run(jobs)
+
+    one_by_one, batched_sizes = [], []
+
+    def spy_run_job(job, cache=None):
+        one_by_one.append(job.method)
+        return run_job(job, cache)
+
+    def spy_run_episodes(batch, policies, seeds):
+        batched_sizes.append(len(policies))
+        return run_episodes(batch, policies, seeds)
+
+    monkeypatch.setattr(agents.jobs, "run_job", spy_run_job)
+    monkeypatch.setattr(agents.jobs, "run_episodes", spy_run_episodes)
     with Runner(1, progress=False, batched=True) as runner:
         batched = runner.run(jobs)
-    assert [r.record() for r in batched] == [r.record() for r in plain]
+    assert one_by_one == ["schedule_free", "schedule_free"] and batched_sizes == [2]
+    assert [r.record() for r in batched[:2]] == [r.record() for r in plain[:2]]
+    for a, b in zip(plain[2:], batched[2:], strict=True):
+        assert b.test_loss == pytest.approx(a.test_loss, rel=1e-4)
