@@ -35,6 +35,7 @@ from agents.statistics import t_test
 from agents.tasks import Task
 from agents.train_options import TrainOptions
 from agents.training import train_controller
+from lrenv.controller import ZIP_FILE
 
 EVAL_SEED = 1000  # evaluation seeds: EVAL_SEED + i, shared by every method
 GRID_SEEDS = 2  # selection seeds per candidate, as evaluate.py's default
@@ -215,7 +216,7 @@ def train_design(
 ) -> Path:
     """Train (or finish training) one controller with train.py's own session
     (:func:`agents.training.train_controller`); return its controller.zip."""
-    controller = folder / "controller.zip"
+    controller = folder / ZIP_FILE
     if controller.exists():
         return controller
     if (folder / "config.json").exists():

@@ -47,7 +47,7 @@ from agents.checkpoints import (
 )
 from agents.controller import save_controller
 from agents.presets import PPOSettings, Preset, without_task_keys
-from lrenv.controller import CONTROLLER_FILE
+from lrenv.controller import CONTROLLER_FILE, ZIP_FILE
 from lrenv.files import atomic_path, umask
 
 
@@ -220,7 +220,7 @@ class Checkpoint:
     @property
     def controller(self) -> Path:
         """The checkpoint's ``controller.zip``."""
-        return self.path / "controller.zip"
+        return self.path / ZIP_FILE
 
     @property
     def vecnormalize(self) -> Path | None:
@@ -261,7 +261,7 @@ class RunDir:
     def controller(self) -> Path:
         """The final controller as stable-baselines3 saves it, ``controller.zip`` (unpickles
         on load: trusted files only)."""
-        return self.path / "controller.zip"
+        return self.path / ZIP_FILE
 
     @property
     def controller_file(self) -> Path:
@@ -376,7 +376,7 @@ class RunDir:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints))
         staging.chmod(0o777 & ~umask())
-        save_model(model, staging / "controller.zip")
+        save_model(model, staging / ZIP_FILE)
         if isinstance(env, VecNormalize):
             write_json_atomic(staging / NORMALIZATION_FILE, normalization_state(env))
         write_json_atomic(staging / EPISODE_STATS_FILE, episode_stats(model))
