@@ -31,7 +31,7 @@ from agents.evaluation import candidates, evaluate_methods, run_comparison
 from agents.jobs import RunResult
 from agents.presets import get_preset
 from agents.runner import Runner
-from agents.statistics import t_test
+from agents.statistics import mean_std, t_test
 from agents.tasks import Task
 from agents.train_options import TrainOptions
 from agents.training import train_controller
@@ -250,9 +250,7 @@ def summarize_method(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Mean and std of validation and test numbers over a method's runs."""
     out: dict[str, float] = {"runs": len(records)}
     for key in ("best_val_loss", "test_loss", "test_accuracy"):
-        values = np.array([r[key] for r in records], dtype=float)
-        out[f"{key}_mean"] = float(values.mean())
-        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        out[f"{key}_mean"], out[f"{key}_std"] = mean_std(r[key] for r in records)
     return out
 
 
@@ -292,7 +290,7 @@ def table(baselines: Mapping[str, list[dict]], designs: Mapping[str, dict[int, l
             ours = [r["test_loss"] for r in pooled]
             theirs = [r["test_loss"] for r in baselines[method]]
             student, welch = t_test(ours, theirs), t_test(ours, theirs, equal_var=False)
-            star = "*" if max(student.pvalue, welch.pvalue) < 0.05 else ""
+            star = "*" if student.significant and welch.significant else ""
             side = "better" if student.statistic < 0 else "worse"
             ps.append(f"{side} {student.pvalue:.2g} / {welch.pvalue:.2g}{star}")
         rows.append(
