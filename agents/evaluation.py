@@ -78,6 +78,22 @@ def selection_seeds(n: int, seed: int = 0) -> list[int]:
     return [SELECTION_SEED_OFFSET + seed + j for j in range(n)]
 
 
+def validation_score(runs: Sequence[RunResult]) -> dict[str, Any]:
+    """How a candidate (a baseline schedule, a controller snapshot) did on its selection
+    runs: the mean best validation loss (its score), each run's, and which diverged."""
+    per_seed = [r.best_val_loss for r in runs]
+    return {
+        "best_val_loss": float(np.mean(per_seed)),
+        "per_seed": per_seed,
+        "diverged": [r.diverged for r in runs],
+    }
+
+
+def best_candidate(scores: Sequence[Mapping[str, Any]]) -> int:
+    """The index of the lowest ``best_val_loss`` among ``scores``; ties go to the earlier."""
+    return min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])
+
+
 def candidates(
     grids: Mapping[str, Mapping[str, Iterable[Any]]], families: Iterable[str] | None = None
 ) -> dict[str, list[BaselineSchedule]]:
@@ -120,17 +136,14 @@ def select_baselines(
         scores = []
         for schedule in schedules:
             runs = [next(results) for _ in seeds]
-            per_seed = [r.best_val_loss for r in runs]
             scores.append(
                 {
                     "schedule": schedule_to_dict(schedule),
                     "description": schedule.describe(),
-                    "best_val_loss": float(np.mean(per_seed)),
-                    "per_seed": per_seed,
-                    "diverged": [r.diverged for r in runs],
+                    **validation_score(runs),
                 }
             )
-        best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])
+        best = best_candidate(scores)
         selections[method] = Selection(method, task, list(seeds), scores, scores[best]["schedule"])
     return selections
 

@@ -28,9 +28,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from agents.evaluation import candidates, select_baselines, selection_seeds
+from agents.evaluation import (
+    best_candidate,
+    candidates,
+    select_baselines,
+    selection_seeds,
+    validation_score,
+)
 from agents.jobs import Job
 from agents.runner import Runner
 from agents.tasks import Task
@@ -82,17 +86,14 @@ def select_snapshot(
     scores = []
     for path in snapshots:
         runs = [next(results) for _ in seeds]
-        per_seed = [r.best_val_loss for r in runs]
         scores.append(
             {
                 "snapshot": path.name,
                 "episodes": int(path.stem.split("-")[1]),
-                "best_val_loss": float(np.mean(per_seed)),
-                "per_seed": per_seed,
-                "diverged": [r.diverged for r in runs],
+                **validation_score(runs),
             }
         )
-    best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])  # ties: earlier
+    best = best_candidate(scores)
     # the code-free file first, as agents.runs.save_model writes them
     for source, name in (
         (code_free_path(snapshots[best]), CONTROLLER_FILE),
