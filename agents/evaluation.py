@@ -47,6 +47,7 @@ from agents.jobs import Job, RunResult, finite_or_none
 from agents.runner import Runner
 from agents.statistics import SIGNIFICANCE, compare_methods, methods_in, summarize
 from agents.tasks import Task
+from lrenv.checks import check_integer
 
 SELECTION_SEED_OFFSET = 1_000_000
 
@@ -219,8 +220,8 @@ def run_comparison(
     config: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Select the baselines on ``baseline_task`` (validation), then evaluate on ``task``."""
-    if runs < 1 or grid_seeds < 1:
-        raise ValueError(f"runs and grid_seeds must be >= 1, got {runs} and {grid_seeds}")
+    check_integer(runs, "runs")
+    check_integer(grid_seeds, "grid_seeds")
     if controller is None and not families:
         raise ValueError("nothing to evaluate: give a controller or at least one baseline")
     selections = select_baselines(

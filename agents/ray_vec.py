@@ -40,6 +40,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from agents.ray_cluster import EnvActorLostError, actor_options
+from lrenv.checks import check_integer
 
 LOST = (RayActorError, ActorUnavailableError)
 """What ``ray.get`` raises when an actor's process or node is gone."""
@@ -162,8 +163,7 @@ class RayVecEnv(VecEnv):
         gpus: float = 0.0,
         max_restarts: int = 3,
     ) -> None:
-        if n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        check_integer(n_envs, "n_envs")
         self._make = lambda: RemoteEnvWorker.options(**actor_options(torch_threads, gpus)).remote(
             env_id, dict(env_kwargs), torch_threads
         )

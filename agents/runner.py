@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.jobs import EnvCache, Job, RunResult, run_batch, run_job, task_key
+from lrenv.checks import check_integer
 from lrenv.threads import torch_threads
 
 
@@ -104,10 +105,9 @@ class Runner:
         batched: bool = False,
         max_batch: int | None = None,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1 or None, got {max_batch}")
+        check_integer(workers, "workers")
+        if max_batch is not None:
+            check_integer(max_batch, "max_batch", allowed="a positive integer or None")
         self.workers = workers
         self.threads = threads
         self.progress = progress

@@ -47,6 +47,7 @@ from agents.checkpoints import (
 )
 from agents.controller import save_controller
 from agents.presets import PPOSettings, Preset, without_task_keys
+from lrenv.checks import check_integer
 from lrenv.controller import CONTROLLER_FILE, ZIP_FILE
 from lrenv.files import atomic_path, umask
 
@@ -153,12 +154,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError, saying what to change, for a configuration that cannot run."""
         for name in ("episodes", "n_envs", "select_seeds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        every = self.select_every
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ValueError(f"select_every must be an integer >= 0 (0: off), got {every!r}")
+            check_integer(getattr(self, name), name)
+        check_integer(self.select_every, "select_every", 0, "an integer >= 0 (0: off)")
         if self.episodes % self.n_envs:
             raise ValueError(
                 f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "

@@ -51,6 +51,8 @@ import numpy as np
 import torch as th
 from torch import nn
 
+from lrenv.checks import is_integer
+
 CONTROLLER_FILE = "controller.safetensors"
 """Name of the code-free controller file in a run folder."""
 ZIP_FILE = "controller.zip"
@@ -448,7 +450,7 @@ def _check_description(description: Any, where: str) -> None:
         return ControllerFileError(f"{where}: bad controller description: {what}")
 
     def positive_int(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return is_integer(value) and value > 0
 
     def finite(value: Any) -> bool:
         return (

@@ -18,15 +18,15 @@ from typing import Any, TypeVar
 
 import torch
 
+from lrenv.checks import check_integer
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def check_torch_threads(threads: Any) -> None:
     """ValueError unless ``threads`` is ``None`` or a positive integer."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-        raise ValueError(f"torch_threads must be None or a positive integer, got {threads!r}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"torch_threads must be None or a positive integer, got {threads!r}")
+    if threads is not None:
+        check_integer(threads, "torch_threads", allowed="None or a positive integer")
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
+from lrenv.checks import check_integer
 from lrenv.env import LRScheduleEnv
 from lrenv.keywords import check_action, resolve_env_kwargs
 from lrenv.threads import torch_threads
@@ -117,8 +118,7 @@ class BatchedEnvs:
     def __init__(
         self, n: int, env_id: str | None = None, strategy: str = "auto", **env_kwargs: Any
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_integer(n, "n")
         kwargs = resolve_env_kwargs(env_id, env_kwargs) if env_id else dict(env_kwargs)
         # each env validates the keywords and shares the process's one copy of the data
         self.envs = [BatchSlotEnv(**kwargs) for _ in range(n)]
