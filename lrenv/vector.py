@@ -220,15 +220,34 @@ class BatchedVectorEnv(SyncVectorEnv):
         super().__init__(
             [lambda env=env: env for env in batch.envs], copy=copy, autoreset_mode=autoreset_mode
         )
+        # Which envs ended at the last step: under NEXT_STEP, SyncVectorEnv resets them in
+        # the next step instead of stepping them. Kept here from what step() and reset()
+        # return (the documented autoreset rule), not read from SyncVectorEnv's internals.
+        self._ended = np.zeros(self.num_envs, dtype=np.bool_)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """SyncVectorEnv's reset; the envs it resets (all, or ``options["reset_mask"]``)
+        step normally at the next step."""
+        mask = None if options is None else options.get("reset_mask")  # before: reset pops it
+        result = super().reset(seed=seed, options=options)
+        if mask is None:
+            self._ended[:] = False
+        else:
+            self._ended[np.asarray(mask, dtype=np.bool_)] = False
+        return result
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Train the envs that step this call at once, then run SyncVectorEnv's step."""
         actions_list = list(iterate(self.action_space, actions))
         stepping = list(range(self.num_envs))
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            stepping = [i for i in stepping if not self._autoreset_envs[i]]
+            stepping = [i for i in stepping if not self._ended[i]]
         self.batch.prepare([actions_list[i] for i in stepping], stepping)
-        return super().step(actions)
+        result = super().step(actions)
+        self._ended = np.logical_or(result[2], result[3])
+        return result
 
     def close_extras(self, **kwargs: Any) -> None:
         """Close the envs."""

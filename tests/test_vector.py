@@ -327,3 +327,27 @@ def test_both_trainees_implement_the_declared_trainee_interface():
                 asked = list(inspect.signature(wanted).parameters)[1:]
                 assert [p.name for p in got[: len(asked)]] == asked, (type(trainee), name)
                 assert all(p.default is not p.empty for p in got[len(asked) :]), name
+
+
+def test_gymnasium_adapter_partial_reset_equals_sync_vector_env():
+    """After both episodes end, a reset of env 0 only (``reset_mask``): the next step trains
+    env 0 and resets env 1, in the batched adapter as in SyncVectorEnv."""
+    kwargs = {"total_steps": 20}
+    single = gym.make_vec("lrenv/Synthetic-v0", num_envs=2, vectorization_mode="sync", **kwargs)
+    batched = make_batched_vector_env("lrenv/Synthetic-v0", 2, **kwargs)
+    zeros = np.zeros((2, 1), np.float32)
+    for venv in (single, batched):
+        venv.reset(seed=1)
+        venv.step(zeros)
+        *_, truncated, _ = venv.step(zeros)
+        assert truncated.all()
+    obs_a, _ = single.reset(options={"reset_mask": np.array([True, False])})
+    obs_b, _ = batched.reset(options={"reset_mask": np.array([True, False])})
+    np.testing.assert_allclose(obs_b, obs_a, rtol=RTOL, atol=ATOL)
+    obs_a, rew_a, _, _, info_a = single.step(zeros)
+    obs_b, rew_b, _, _, info_b = batched.step(zeros)
+    assert info_a["sgd_step"].tolist() == info_b["sgd_step"].tolist() == [10, 0]
+    np.testing.assert_allclose(obs_b, obs_a, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(rew_b, rew_a, rtol=RTOL, atol=ATOL)
+    single.close()
+    batched.close()
