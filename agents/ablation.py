@@ -31,11 +31,11 @@ from agents.evaluation import candidates, evaluate_methods, run_comparison
 from agents.jobs import RunResult
 from agents.presets import get_preset
 from agents.runner import Runner
+from agents.runs import RunDir
 from agents.statistics import mean_std, t_test
 from agents.tasks import Task
 from agents.train_options import TrainOptions
 from agents.training import train_controller
-from lrenv.controller import ZIP_FILE
 
 EVAL_SEED = 1000  # evaluation seeds: EVAL_SEED + i, shared by every method
 GRID_SEEDS = 2  # selection seeds per candidate, as evaluate.py's default
@@ -215,11 +215,18 @@ def train_design(
     n_envs: int | None = None,
 ) -> Path:
     """Train (or finish training) one controller with train.py's own session
-    (:func:`agents.training.train_controller`); return its controller.zip."""
-    controller = folder / ZIP_FILE
-    if controller.exists():
-        return controller
-    if (folder / "config.json").exists():
+    (:func:`agents.training.train_controller`); return its controller.zip.
+
+    A run counts as done when its last checkpoint says it finished, not when its
+    controller.zip exists: train.py writes that file before the steps that end a run (the
+    snapshot chosen on validation replaces it), so a run killed in between is resumed.
+    """
+    run = RunDir(folder)
+    controller = run.controller
+    if run.config_path.exists():
+        checkpoint = run.last_checkpoint()
+        if checkpoint is not None and checkpoint.progress.get("finished"):
+            return controller
         options = TrainOptions(resume=str(folder), progress=False)
         train_controller(options, command=["train.py", "--resume", str(folder)])
         return controller
