@@ -17,10 +17,10 @@ need be, and its episode is redone. Every episode's start is recorded (the reset
 the state of the env's ``np_random`` before an unseeded reset) with the actions taken
 since; the new actor replays them and then takes the step that was lost. An episode is a
 deterministic function of those on a CPU, so the run continues with the same numbers, at
-the cost of the episode's steps so far. After ``max_restarts`` losses of one env the run
-ends with :class:`EnvActorLostError`, which train.py turns into a message naming the last
-checkpoint that ``--resume`` continues. What ``set_attr`` or ``env_method`` changed in an
-env is not replayed.
+the cost of the episode's steps so far. One env's actor is restarted ``max_restarts``
+times; the loss after that ends the run with :class:`EnvActorLostError`, which train.py
+turns into a message naming the last checkpoint that ``--resume`` continues. What
+``set_attr`` or ``env_method`` changed in an env is not replayed.
 """
 
 from __future__ import annotations
