@@ -53,7 +53,8 @@ class Design:
     """train.py flags over the preset's (default: no base or snapshot selection)."""
 
 
-# The designs before issue 13 train the last policy, with the env keywords as given.
+# The first wave's designs, from before residual control and snapshot selection existed,
+# train the last policy, with the env keywords as given.
 AS_TRAINED = {"residual_over": "", "select_every": 0}
 
 
@@ -77,9 +78,10 @@ FINAL_TERM = {"final_reward_weight": 10.0}
 DISCOUNTED = {"gamma": 0.99}
 NARROW_STD = {"log_std_init": -1.0, **DISCOUNTED}
 
-# Residual control (issue 13): the action scales the best baseline family's chosen schedule
-# (evaluate.py's selection at the cpu preset, on validation only: WSD at 0.3 with a linear
-# cooldown over the last 20% of steps), so that action 0 is that baseline exactly.
+# Residual control (the last policy of a run proved unreliable): the action scales the best
+# baseline family's chosen schedule (evaluate.py's selection at the cpu preset, on
+# validation only: WSD at 0.3 with a linear cooldown over the last 20% of steps), so that
+# action 0 is that baseline exactly.
 WSD_BASE = {"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2, "warmup": 0.0}
 RESIDUAL = {**LOG_PROGRESS, "action_mode": "residual", "base_schedule": WSD_BASE}
 # ... and over the strongest family, schedule-free SGD (chosen likewise: rate 1.5, its own
@@ -172,7 +174,7 @@ DESIGNS: dict[str, Design] = {
         ),
         Design(
             "absolute-gamma1",
-            "as absolute, undiscounted (gamma 1): the cpu preset's design before issue 13",
+            "as absolute, undiscounted (gamma 1): the first wave's cpu preset design",
             env_kwargs=ABSOLUTE,
             ppo={**NARROW_STD, "gamma": 1.0},
         ),

@@ -448,11 +448,11 @@ def training_envs(
             :func:`agents.checkpoints.normalization_state`).
         trusted_vecnormalize: an older run's pickled ``vecnormalize.pkl`` to continue from
             instead; loading it unpickles (``train.py --trust-pickle`` only).
-        batched: train the trainees as one batched computation (issue 5): the way to use a
+        batched: train the trainees as one batched computation: the way to use a
             GPU; each trainee is the same as an unbatched one with the same seed.
         seed: seed the envs now (batched only; unbatched envs are seeded by the model).
         ray: each trainee in a Ray actor, anywhere on the connected Ray cluster
-            (:class:`agents.ray_vec.RayVecEnv`, issue 15), with ``torch_threads`` cores.
+            (:class:`agents.ray_vec.RayVecEnv`), with ``torch_threads`` cores.
 
     Returns:
         The vectorised env, wrapped in ``VecNormalize`` when either normalisation is on.

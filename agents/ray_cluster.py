@@ -1,4 +1,4 @@
-"""Connect to a Ray cluster (or start a local one) for train.py and evaluate.py (issue 15).
+"""Connect to a Ray cluster (or start a local one) for train.py and evaluate.py.
 
 Ray is an optional extra (``pip install -e ".[ray]"``); this module imports it only when
 asked, so that the scripts run without it and ``--ray`` says how to install it.

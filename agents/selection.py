@@ -8,7 +8,7 @@ the winner, so that its action 0 is the best baseline and PPO only learns where 
 
 **The snapshot.**
 PPO's updates move a policy by amounts that the noise of one trainee seed can hide, so the
-last policy of a run is not reliably its best (issue 13: the same command gave a winner on
+last policy of a run is not reliably its best (the same command gave a winner on
 one machine and a loser on another). train.py therefore keeps a snapshot of the controller
 every ``select_every`` episodes, including the untrained one, and afterwards runs each on
 ``select_seeds`` validation-only episodes (the selection seeds of the baselines,

@@ -1,7 +1,7 @@
 """A trained controller as data: a file that holds no code, and the object that runs it.
 
 ``controller.zip``, stable-baselines3's save, cloudpickles classes and objects, so that
-loading one runs whatever code it names (issue 14). train.py therefore writes, next to
+loading one runs whatever code it names. train.py therefore writes, next to
 every ``controller.zip``, a ``controller.safetensors`` (a snapshot's is named after its
 zip: ``episode-000004.zip`` -> ``episode-000004.safetensors``) that holds:
 

@@ -1,4 +1,4 @@
-"""How many CPU threads torch uses while an env trains its trainee (issue 16, item 1).
+"""How many CPU threads torch uses while an env trains its trainee.
 
 torch starts with one intra-op thread per core. A trainee's small matrix products gain
 little from more (two threads are 1.3-1.5x one on an idle two-core machine, see

@@ -1,5 +1,4 @@
-"""Many trainees as one batched computation, behind Gymnasium's vector-env interface
-(issue 5, item 2).
+"""Many trainees as one batched computation, behind Gymnasium's vector-env interface.
 
 N environments of one configuration keep their own episode logic (the
 :class:`~lrenv.env.LRScheduleEnv` code, unchanged: seeds, initial rates, actions,

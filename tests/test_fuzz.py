@@ -1,4 +1,4 @@
-"""Property-based fuzz of the env's contract (issue 14), with hypothesis: actions, env
+"""Property-based fuzz of the env's contract, with hypothesis: actions, env
 configurations and reset options, valid and hostile, on the synthetic task with tiny
 episodes. Valid input gives an observation inside the space and a finite reward within
 the documented bound; invalid input raises ValueError or TypeError with a message, and

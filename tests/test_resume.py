@@ -1,4 +1,4 @@
-"""Resumes are reproducible (issue 11, item 9): the same checkpoint resumed twice ends with
+"""Resumes are reproducible: the same checkpoint resumed twice ends with
 the same controller, for PPO and for the recurrent controller, and the resumed segment
 draws new trainee seeds rather than replaying the first segment's."""
 
