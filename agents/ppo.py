@@ -59,6 +59,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from agents.checkpoints import restore_normalization
 from agents.presets import PPOSettings
 from agents.vec_env import make_batched_vec_env
+from lrenv.checks import check_integer
 from lrenv.vector import max_episode_steps
 
 # Parameters whose names start with one of these belong to the critic; all others (the
@@ -271,8 +272,8 @@ def rollout_shape(settings: PPOSettings, decisions: int, n_envs: int) -> tuple[i
         ValueError: when the episodes of a rollout do not share out evenly over the envs or
             the rollout does not split into ``minibatches`` equal minibatches.
     """
-    if settings.episodes_per_rollout < 1 or settings.minibatches < 1:
-        raise ValueError("episodes_per_rollout and minibatches must be positive")
+    check_integer(settings.episodes_per_rollout, "episodes_per_rollout")
+    check_integer(settings.minibatches, "minibatches")
     if settings.episodes_per_rollout % n_envs:
         raise ValueError(
             f"episodes_per_rollout ({settings.episodes_per_rollout}) must be a multiple of "

@@ -166,8 +166,7 @@ class TrainConfig:
                 f"episodes_per_rollout ({self.ppo.episodes_per_rollout}) must be a multiple "
                 f"of n_envs ({self.n_envs})"
             )
-        if self.ppo.hidden < 1:
-            raise ValueError(f"hidden must be positive, got {self.ppo.hidden}")
+        check_integer(self.ppo.hidden, "hidden")
 
     @property
     def algorithm(self) -> str:
