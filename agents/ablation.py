@@ -31,7 +31,8 @@ from agents.evaluation import candidates, evaluate_methods, run_comparison
 from agents.jobs import RunResult
 from agents.presets import get_preset
 from agents.runner import Runner
-from agents.statistics import t_test
+from agents.runs import RunDir
+from agents.statistics import mean_std, t_test
 from agents.tasks import Task
 from agents.train_options import TrainOptions
 from agents.training import train_controller
@@ -52,7 +53,8 @@ class Design:
     """train.py flags over the preset's (default: no base or snapshot selection)."""
 
 
-# The designs before issue 13 train the last policy, with the env keywords as given.
+# The first wave's designs, from before residual control and snapshot selection existed,
+# train the last policy, with the env keywords as given.
 AS_TRAINED = {"residual_over": "", "select_every": 0}
 
 
@@ -76,9 +78,10 @@ FINAL_TERM = {"final_reward_weight": 10.0}
 DISCOUNTED = {"gamma": 0.99}
 NARROW_STD = {"log_std_init": -1.0, **DISCOUNTED}
 
-# Residual control (issue 13): the action scales the best baseline family's chosen schedule
-# (evaluate.py's selection at the cpu preset, on validation only: WSD at 0.3 with a linear
-# cooldown over the last 20% of steps), so that action 0 is that baseline exactly.
+# Residual control (the last policy of a run proved unreliable): the action scales the best
+# baseline family's chosen schedule (evaluate.py's selection at the cpu preset, on
+# validation only: WSD at 0.3 with a linear cooldown over the last 20% of steps), so that
+# action 0 is that baseline exactly.
 WSD_BASE = {"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2, "warmup": 0.0}
 RESIDUAL = {**LOG_PROGRESS, "action_mode": "residual", "base_schedule": WSD_BASE}
 # ... and over the strongest family, schedule-free SGD (chosen likewise: rate 1.5, its own
@@ -171,7 +174,7 @@ DESIGNS: dict[str, Design] = {
         ),
         Design(
             "absolute-gamma1",
-            "as absolute, undiscounted (gamma 1): the cpu preset's design before issue 13",
+            "as absolute, undiscounted (gamma 1): the first wave's cpu preset design",
             env_kwargs=ABSOLUTE,
             ppo={**NARROW_STD, "gamma": 1.0},
         ),
@@ -214,11 +217,18 @@ def train_design(
     n_envs: int | None = None,
 ) -> Path:
     """Train (or finish training) one controller with train.py's own session
-    (:func:`agents.training.train_controller`); return its controller.zip."""
-    controller = folder / "controller.zip"
-    if controller.exists():
-        return controller
-    if (folder / "config.json").exists():
+    (:func:`agents.training.train_controller`); return its controller.zip.
+
+    A run counts as done when its last checkpoint says it finished, not when its
+    controller.zip exists: train.py writes that file before the steps that end a run (the
+    snapshot chosen on validation replaces it), so a run killed in between is resumed.
+    """
+    run = RunDir(folder)
+    controller = run.controller
+    if run.config_path.exists():
+        checkpoint = run.last_checkpoint()
+        if checkpoint is not None and checkpoint.progress.get("finished"):
+            return controller
         options = TrainOptions(resume=str(folder), progress=False)
         train_controller(options, command=["train.py", "--resume", str(folder)])
         return controller
@@ -249,9 +259,7 @@ def summarize_method(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Mean and std of validation and test numbers over a method's runs."""
     out: dict[str, float] = {"runs": len(records)}
     for key in ("best_val_loss", "test_loss", "test_accuracy"):
-        values = np.array([r[key] for r in records], dtype=float)
-        out[f"{key}_mean"] = float(values.mean())
-        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        out[f"{key}_mean"], out[f"{key}_std"] = mean_std(r[key] for r in records)
     return out
 
 
@@ -291,7 +299,7 @@ def table(baselines: Mapping[str, list[dict]], designs: Mapping[str, dict[int, l
             ours = [r["test_loss"] for r in pooled]
             theirs = [r["test_loss"] for r in baselines[method]]
             student, welch = t_test(ours, theirs), t_test(ours, theirs, equal_var=False)
-            star = "*" if max(student.pvalue, welch.pvalue) < 0.05 else ""
+            star = "*" if student.significant and welch.significant else ""
             side = "better" if student.statistic < 0 else "worse"
             ps.append(f"{side} {student.pvalue:.2g} / {welch.pvalue:.2g}{star}")
         rows.append(

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from lrenv.checks import check_integer, check_rate
 from lrenv.schedules import (
     SCHEDULES,
     WSD,
@@ -48,7 +49,6 @@ from lrenv.schedules import (
     Linear,
     Schedule,
     StepDecay,
-    check_rate,
     schedule_to_dict,
 )
 from lrenv.schedules import schedule_from_dict as _schedule_from_dict
@@ -92,10 +92,7 @@ class Plateau:
         check_rate(self.initial_lr)
         if not 0 < self.factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {self.factor}")
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int):
-            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
-        if self.patience < 0:
-            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
+        check_integer(self.patience, "patience", 0, "a non-negative integer")
 
     def lr_at(self, sgd_step: int, total_steps: int) -> float:
         """The starting rate (the rule itself runs in a :class:`PlateauTracker`)."""
@@ -146,10 +143,7 @@ class ScheduleFree:
 
     def __post_init__(self) -> None:
         check_rate(self.lr)
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        check_integer(self.warmup_steps, "warmup_steps", 0)
 
     @property
     def env_kwargs(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A run's resume state read as data: nothing in a checkpoint is unpickled (issue 14).
+"""A run's resume state read as data: nothing in a checkpoint is unpickled
+(a run folder may come from someone else, and unpickling runs the code it names).
 
 A checkpoint holds three kinds of state, each read here without running code from it:
 

@@ -47,6 +47,7 @@ from agents.jobs import Job, RunResult, finite_or_none
 from agents.runner import Runner
 from agents.statistics import SIGNIFICANCE, compare_methods, methods_in, summarize
 from agents.tasks import Task
+from lrenv.checks import check_integer
 
 SELECTION_SEED_OFFSET = 1_000_000
 
@@ -76,6 +77,22 @@ def selection_seeds(n: int, seed: int = 0) -> list[int]:
     """The seeds of ``n`` validation-only selection runs for evaluation seed ``seed``:
     ``SELECTION_SEED_OFFSET + seed + j``, never the seeds of an evaluation run."""
     return [SELECTION_SEED_OFFSET + seed + j for j in range(n)]
+
+
+def validation_score(runs: Sequence[RunResult]) -> dict[str, Any]:
+    """How a candidate (a baseline schedule, a controller snapshot) did on its selection
+    runs: the mean best validation loss (its score), each run's, and which diverged."""
+    per_seed = [r.best_val_loss for r in runs]
+    return {
+        "best_val_loss": float(np.mean(per_seed)),
+        "per_seed": per_seed,
+        "diverged": [r.diverged for r in runs],
+    }
+
+
+def best_candidate(scores: Sequence[Mapping[str, Any]]) -> int:
+    """The index of the lowest ``best_val_loss`` among ``scores``; ties go to the earlier."""
+    return min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])
 
 
 def candidates(
@@ -120,17 +137,14 @@ def select_baselines(
         scores = []
         for schedule in schedules:
             runs = [next(results) for _ in seeds]
-            per_seed = [r.best_val_loss for r in runs]
             scores.append(
                 {
                     "schedule": schedule_to_dict(schedule),
                     "description": schedule.describe(),
-                    "best_val_loss": float(np.mean(per_seed)),
-                    "per_seed": per_seed,
-                    "diverged": [r.diverged for r in runs],
+                    **validation_score(runs),
                 }
             )
-        best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])
+        best = best_candidate(scores)
         selections[method] = Selection(method, task, list(seeds), scores, scores[best]["schedule"])
     return selections
 
@@ -206,8 +220,8 @@ def run_comparison(
     config: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Select the baselines on ``baseline_task`` (validation), then evaluate on ``task``."""
-    if runs < 1 or grid_seeds < 1:
-        raise ValueError(f"runs and grid_seeds must be >= 1, got {runs} and {grid_seeds}")
+    check_integer(runs, "runs")
+    check_integer(grid_seeds, "grid_seeds")
     if controller is None and not families:
         raise ValueError("nothing to evaluate: give a controller or at least one baseline")
     selections = select_baselines(

@@ -59,6 +59,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from agents.checkpoints import restore_normalization
 from agents.presets import PPOSettings
 from agents.vec_env import make_batched_vec_env
+from lrenv.checks import check_integer
 from lrenv.vector import max_episode_steps
 
 # Parameters whose names start with one of these belong to the critic; all others (the
@@ -271,8 +272,8 @@ def rollout_shape(settings: PPOSettings, decisions: int, n_envs: int) -> tuple[i
         ValueError: when the episodes of a rollout do not share out evenly over the envs or
             the rollout does not split into ``minibatches`` equal minibatches.
     """
-    if settings.episodes_per_rollout < 1 or settings.minibatches < 1:
-        raise ValueError("episodes_per_rollout and minibatches must be positive")
+    check_integer(settings.episodes_per_rollout, "episodes_per_rollout")
+    check_integer(settings.minibatches, "minibatches")
     if settings.episodes_per_rollout % n_envs:
         raise ValueError(
             f"episodes_per_rollout ({settings.episodes_per_rollout}) must be a multiple of "
@@ -448,11 +449,11 @@ def training_envs(
             :func:`agents.checkpoints.normalization_state`).
         trusted_vecnormalize: an older run's pickled ``vecnormalize.pkl`` to continue from
             instead; loading it unpickles (``train.py --trust-pickle`` only).
-        batched: train the trainees as one batched computation (issue 5): the way to use a
+        batched: train the trainees as one batched computation: the way to use a
             GPU; each trainee is the same as an unbatched one with the same seed.
         seed: seed the envs now (batched only; unbatched envs are seeded by the model).
         ray: each trainee in a Ray actor, anywhere on the connected Ray cluster
-            (:class:`agents.ray_vec.RayVecEnv`, issue 15), with ``torch_threads`` cores.
+            (:class:`agents.ray_vec.RayVecEnv`), with ``torch_threads`` cores.
 
     Returns:
         The vectorised env, wrapped in ``VecNormalize`` when either normalisation is on.

@@ -1,4 +1,4 @@
-"""What Ray costs and gives: trainees as Ray actors against SubprocVecEnv (issue 15).
+"""What Ray costs and gives: trainees as Ray actors against SubprocVecEnv.
 
     python -m agents.ray_bench                      # both parts, on a local Ray instance
     python -m agents.ray_bench --parts overhead --steps 200

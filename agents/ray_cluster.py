@@ -1,4 +1,4 @@
-"""Connect to a Ray cluster (or start a local one) for train.py and evaluate.py (issue 15).
+"""Connect to a Ray cluster (or start a local one) for train.py and evaluate.py.
 
 Ray is an optional extra (``pip install -e ".[ray]"``); this module imports it only when
 asked, so that the scripts run without it and ``--ray`` says how to install it.
@@ -106,7 +106,8 @@ def actor_options(cpus: int, gpus: float = 0.0) -> dict[str, Any]:
     Args:
         cpus: cores the trainee uses (its torch threads). Ray sets ``OMP_NUM_THREADS``
             from this; the trainee sets torch's thread count itself as well, because more
-            threads than cores made trainees 25-60x slower here.
+            threads than free cores slow training many times (two threads made a LeNet
+            step 5.2x slower than one on a busy two-core machine: docs/benchmarks.md).
         gpus: GPUs the trainee uses (1 when its device is ``cuda``).
 
     Returns:

@@ -3,7 +3,7 @@
 :class:`RayRunner` has :class:`agents.evaluation.Runner`'s interface (a context manager
 whose ``run(jobs)`` returns the results in order) and is what ``evaluate.py --ray ADDRESS``
 runs the comparison with. Each :class:`agents.evaluation.Job` (one trainee) is one Ray
-task, done by :func:`agents.evaluation.run_job` exactly as a worker process does it, so the
+task, done by :func:`agents.jobs.run_job` exactly as a worker process does it, so the
 results equal the local run's for the same seeds.
 
 - Resources: a task asks for ``threads`` cores (and sets torch's thread count to it), a GPU
@@ -47,7 +47,7 @@ def _local_controller(name: str, data: bytes) -> str:
 
 
 def _run_job(job: Job, threads: int, controller: bytes | None) -> RunResult:
-    """One job in a Ray worker: :func:`agents.evaluation.run_job` with this worker's cache."""
+    """One job in a Ray worker: :func:`agents.jobs.run_job` with this worker's cache."""
     global _WORKER_CACHE
     import torch
 

@@ -17,10 +17,10 @@ need be, and its episode is redone. Every episode's start is recorded (the reset
 the state of the env's ``np_random`` before an unseeded reset) with the actions taken
 since; the new actor replays them and then takes the step that was lost. An episode is a
 deterministic function of those on a CPU, so the run continues with the same numbers, at
-the cost of the episode's steps so far. After ``max_restarts`` losses of one env the run
-ends with :class:`EnvActorLostError`, which train.py turns into a message naming the last
-checkpoint that ``--resume`` continues. What ``set_attr`` or ``env_method`` changed in an
-env is not replayed.
+the cost of the episode's steps so far. One env's actor is restarted ``max_restarts``
+times; the loss after that ends the run with :class:`EnvActorLostError`, which train.py
+turns into a message naming the last checkpoint that ``--resume`` continues. What
+``set_attr`` or ``env_method`` changed in an env is not replayed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from agents.ray_cluster import EnvActorLostError, actor_options
+from lrenv.checks import check_integer
 
 LOST = (RayActorError, ActorUnavailableError)
 """What ``ray.get`` raises when an actor's process or node is gone."""
@@ -162,8 +163,7 @@ class RayVecEnv(VecEnv):
         gpus: float = 0.0,
         max_restarts: int = 3,
     ) -> None:
-        if n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        check_integer(n_envs, "n_envs")
         self._make = lambda: RemoteEnvWorker.options(**actor_options(torch_threads, gpus)).remote(
             env_id, dict(env_kwargs), torch_threads
         )

@@ -6,6 +6,7 @@ collects the results in order; the first failure is raised with the worker's own
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from tqdm.auto import tqdm
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.jobs import EnvCache, Job, RunResult, run_batch, run_job, task_key
+from lrenv.checks import check_integer
+from lrenv.threads import torch_threads
 
 
 def _init_worker(threads: int | None) -> None:
@@ -102,10 +105,9 @@ class Runner:
         batched: bool = False,
         max_batch: int | None = None,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1 or None, got {max_batch}")
+        check_integer(workers, "workers")
+        if max_batch is not None:
+            check_integer(max_batch, "max_batch", allowed="a positive integer or None")
         self.workers = workers
         self.threads = threads
         self.progress = progress
@@ -113,14 +115,11 @@ class Runner:
         self.max_batch = max_batch
         self._pool: ProcessPoolExecutor | None = None
         self._cache = EnvCache()
-        self._saved_threads: int | None = None
+        self._threads = contextlib.ExitStack()
 
     def __enter__(self) -> Runner:
-        if self.workers == 1 and self.threads is not None:
-            import torch
-
-            self._saved_threads = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
+        if self.workers == 1:  # this process computes: threads until exit, then restored
+            self._threads.enter_context(torch_threads(self.threads))
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -135,11 +134,7 @@ class Runner:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._cache.close()
-        if self._saved_threads is not None:
-            import torch
-
-            torch.set_num_threads(self._saved_threads)
-            self._saved_threads = None
+        self._threads.close()
 
     def run(self, jobs: Sequence[Job], desc: str = "runs") -> list[RunResult]:
         """Results in the order of ``jobs``; the first failure is raised.

@@ -47,7 +47,8 @@ from agents.checkpoints import (
 )
 from agents.controller import save_controller
 from agents.presets import PPOSettings, Preset, without_task_keys
-from lrenv.controller import CONTROLLER_FILE
+from lrenv.checks import check_integer
+from lrenv.controller import CONTROLLER_FILE, ZIP_FILE
 from lrenv.files import atomic_path, umask
 
 
@@ -153,12 +154,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError, saying what to change, for a configuration that cannot run."""
         for name in ("episodes", "n_envs", "select_seeds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        every = self.select_every
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ValueError(f"select_every must be an integer >= 0 (0: off), got {every!r}")
+            check_integer(getattr(self, name), name)
+        check_integer(self.select_every, "select_every", 0, "an integer >= 0 (0: off)")
         if self.episodes % self.n_envs:
             raise ValueError(
                 f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "
@@ -169,8 +166,7 @@ class TrainConfig:
                 f"episodes_per_rollout ({self.ppo.episodes_per_rollout}) must be a multiple "
                 f"of n_envs ({self.n_envs})"
             )
-        if self.ppo.hidden < 1:
-            raise ValueError(f"hidden must be positive, got {self.ppo.hidden}")
+        check_integer(self.ppo.hidden, "hidden")
 
     @property
     def algorithm(self) -> str:
@@ -220,7 +216,7 @@ class Checkpoint:
     @property
     def controller(self) -> Path:
         """The checkpoint's ``controller.zip``."""
-        return self.path / "controller.zip"
+        return self.path / ZIP_FILE
 
     @property
     def vecnormalize(self) -> Path | None:
@@ -261,7 +257,7 @@ class RunDir:
     def controller(self) -> Path:
         """The final controller as stable-baselines3 saves it, ``controller.zip`` (unpickles
         on load: trusted files only)."""
-        return self.path / "controller.zip"
+        return self.path / ZIP_FILE
 
     @property
     def controller_file(self) -> Path:
@@ -376,7 +372,7 @@ class RunDir:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints))
         staging.chmod(0o777 & ~umask())
-        save_model(model, staging / "controller.zip")
+        save_model(model, staging / ZIP_FILE)
         if isinstance(env, VecNormalize):
             write_json_atomic(staging / NORMALIZATION_FILE, normalization_state(env))
         write_json_atomic(staging / EPISODE_STATS_FILE, episode_stats(model))

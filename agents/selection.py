@@ -11,7 +11,7 @@ and scores the mean over tasks of its best validation loss relative to the untra
 snapshot's on that task (so that no task's loss scale dominates the choice).
 
 PPO's updates move a policy by amounts that the noise of one trainee seed can hide, so the
-last policy of a run is not reliably its best (issue 13: the same command gave a winner on
+last policy of a run is not reliably its best (the same command gave a winner on
 one machine and a loser on another). train.py therefore keeps a snapshot of the controller
 every ``select_every`` episodes, including the untrained one, and afterwards runs each on
 ``select_seeds`` validation-only episodes (the selection seeds of the baselines,
@@ -31,9 +31,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from agents.evaluation import candidates, select_baselines, selection_seeds
+from agents.evaluation import (
+    best_candidate,
+    candidates,
+    select_baselines,
+    selection_seeds,
+)
 from agents.jobs import Job
 from agents.runner import Runner
 from agents.tasks import Task
@@ -108,7 +111,7 @@ def select_snapshot(
                 "diverged": [any(runs[j].diverged for runs in by_task) for j in range(len(seeds))],
             }
         )
-    best = min(range(len(scores)), key=lambda i: scores[i]["best_val_loss"])  # ties: earlier
+    best = best_candidate(scores)
     # the code-free file first, as agents.runs.save_model writes them
     for source, name in (
         (code_free_path(snapshots[best]), CONTROLLER_FILE),

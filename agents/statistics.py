@@ -83,6 +83,12 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> TTest:
     return TTest(math.copysign(math.inf, mean) if mean else 0.0, 0.0 if mean else 1.0, n - 1)
 
 
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) of ``values``; the std is NaN for one."""
+    array = np.array(list(values), dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else math.nan
+
+
 def summarize(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     """Per method: runs, mean and sample std (n - 1) of test loss and accuracy, divergences."""
     summary = {}
@@ -90,9 +96,7 @@ def summarize(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
         runs = [r for r in results if r.method == method]
         entry: dict[str, float] = {"runs": len(runs), "diverged": sum(r.diverged for r in runs)}
         for key in ("test_loss", "test_accuracy", "best_val_loss"):
-            values = np.array([getattr(r, key) for r in runs], dtype=np.float64)
-            entry[f"{key}_mean"] = float(values.mean())
-            entry[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            entry[f"{key}_mean"], entry[f"{key}_std"] = mean_std(getattr(r, key) for r in runs)
         summary[method] = entry
     return summary
 

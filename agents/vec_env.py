@@ -3,7 +3,8 @@
 The Gymnasium side (:class:`lrenv.vector.BatchedEnvs`, the core that trains N trainees as
 one computation, and :class:`lrenv.vector.BatchedVectorEnv`) lives in :mod:`lrenv.vector`,
 which imports no RL library; this module is the thin stable-baselines3 adapter over the
-same core (issue 11, item 4: the environment package stays free of RL libraries).
+same core (the environment package stays free of RL libraries, so that users of other
+RL libraries get lrenv without stable-baselines3).
 
 - :class:`BatchedVecEnv` is a stable-baselines3 ``DummyVecEnv`` whose step trains all N at
   once; everything else (auto-reset with ``terminal_observation``, seeding, ``env_method``,

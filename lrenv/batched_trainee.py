@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from lrenv.checks import check_integer
 from lrenv.data import Dataset, Split
 from lrenv.models import build_model, final_linear
 from lrenv.trainee import (
@@ -90,8 +91,7 @@ class BatchedTrainee:
         eval_rows: int = 16_000,
         precision: str = "fp32",
     ) -> None:
-        if n < 1:
-            raise ValueError(f"n must be a positive number of trainees, got {n}")
+        check_integer(n, "n", allowed="a positive number of trainees")
         if strategy not in self.STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {self.STRATEGIES}")
         self.device = resolve_device(device)

@@ -9,16 +9,17 @@ Parts (``--parts``, default all):
 
 - ``env``: one step of the paper's env (Fashion-MNIST LeNet, batch 1000, 10 SGD steps and
   a validation pass) against a bare PyTorch loop doing the same SGD steps and the same
-  validation pass on the same model and data (issue 2, item 8; target: at most 10% more).
+  validation pass on the same model and data (target: at most 10% more: the env must add
+  no measurable cost to the training it wraps).
 - ``floor``: one LeNet SGD step at batch 1000 and one validation pass, against the
   machine's measured fp32 matrix-multiply rate: the FLOP floor is the step's FLOPs
   (forward and backward: 3 x 2 x the multiply-accumulates of the conv and dense layers)
-  at that rate (issue 5 target: the CPU step within 2x of it). The same again under
+  at that rate (target: the CPU step within 2x of it). The same again under
   bfloat16 autocast (``precision="bf16"``), against both the fp32 and the bf16 rate.
 - ``tuning``: the hot-path options side by side: memory layout, bf16 autocast,
   ``torch.compile`` (with ``--compile``), validation chunk size and layout.
 - ``batched``: SGD steps per second for N single envs stepped in sequence against one
-  batched vector env of N (issue 5 target: N=8 at least 2x on the CPU, 5x on a GPU), and
+  batched vector env of N (target: N=8 at least 2x on the CPU, 5x on a GPU), and
   the projected wall time of the paper's Fashion-MNIST CNN experiment.
 
 Everything prints as markdown tables.

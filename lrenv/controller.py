@@ -1,7 +1,7 @@
 """A trained controller as data: a file that holds no code, and the object that runs it.
 
 ``controller.zip``, stable-baselines3's save, cloudpickles classes and objects, so that
-loading one runs whatever code it names (issue 14). train.py therefore writes, next to
+loading one runs whatever code it names. train.py therefore writes, next to
 every ``controller.zip``, a ``controller.safetensors`` (a snapshot's is named after its
 zip: ``episode-000004.zip`` -> ``episode-000004.safetensors``) that holds:
 
@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 import torch as th
 from torch import nn
+
+from lrenv.checks import is_integer
 
 CONTROLLER_FILE = "controller.safetensors"
 """Name of the code-free controller file in a run folder."""
@@ -448,7 +450,7 @@ def _check_description(description: Any, where: str) -> None:
         return ControllerFileError(f"{where}: bad controller description: {what}")
 
     def positive_int(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return is_integer(value) and value > 0
 
     def finite(value: Any) -> bool:
         return (

@@ -9,10 +9,10 @@ Splits follow the paper: the official training set is split into train and valid
 by a fixed, seeded permutation (Fashion-MNIST 50k / 10k, CIFAR-10 40k / 10k); the
 official test set is the test split.
 
-Files are read as data (issue 14): IDX files are parsed from their header, and the
-CIFAR-10 python batches, which are pickles, through an unpickler that builds nothing but
-numpy arrays, bytes, strings, numbers, lists and dicts. A damaged file, or labels that
-do not fit its images, raises :class:`DatasetFileError` naming the file.
+Files are read as data (a data folder may come from anywhere): IDX files are parsed from
+their header, and the CIFAR-10 python batches, which are pickles, through an unpickler that
+builds nothing but numpy arrays, bytes, strings, numbers, lists and dicts. A damaged file,
+or labels that do not fit its images, raises :class:`DatasetFileError` naming the file.
 """
 
 from __future__ import annotations

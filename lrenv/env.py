@@ -30,7 +30,7 @@ class LRScheduleEnv(gym.Env):
     controller. Every ``steps_per_action`` SGD steps the agent sees the training dynamics
     and multiplies the learning rate by a factor of its choice; its reward is minus the
     validation loss. One episode is one training run of ``total_steps`` SGD steps, from a
-    freshly initialised network. This is the environment of Xu, Dai, Kemp, Metz and Sun
+    freshly initialised network. This is the environment of Xu, Dai, Kemp and Metz
     (2019), "Learning an Adaptive Learning Rate Schedule".
 
     ## Action Space
@@ -96,11 +96,13 @@ class LRScheduleEnv(gym.Env):
     on every task whatever its loss level, so that on a task set no task dominates the
     return.
 
-    A diverging trainee
-    earns ``-divergence_loss`` for this and every decision it did not get to make, so
-    diverging is never cheaper than training on. Every per-step reward therefore lies in
-    ``[-divergence_loss, 0]`` (a bounded scale PPO's critic can learn), apart from the
-    optional final term.
+    Under ``reward="loss"`` a diverging trainee pays ``-divergence_loss`` for the decision
+    that diverged and for every decision it did not get to make, at once:
+    ``-divergence_loss * (remaining + 1)``, so diverging is never cheaper than training
+    on. A step that does not diverge pays ``-val_loss``, in ``[-divergence_loss, 0]``; the
+    diverging step pays down to ``-divergence_loss * decisions`` (a divergence at the first
+    decision). The episode's return therefore lies in ``[-divergence_loss * decisions, 0]``
+    (a bounded scale PPO's critic can learn), apart from the optional final term.
 
     ## Starting State
 
@@ -133,7 +135,8 @@ class LRScheduleEnv(gym.Env):
     | initial_lrs         | (1e-2, 1e-3, 1e-4) | the paper's initial rates                     |
     | lr_bounds           | (1e-6, 1.0)        | the learning rate is kept inside              |
     | factor_base         | 2.0                | factor = factor_base ** action                |
-    | action_mode         | "scale"            | "scale" (paper) or "absolute" (see above)     |
+    | action_mode         | "scale"            | "scale" (paper), "absolute" or "residual"     |
+    |                     |                    | (see above)                                   |
     | base_schedule       | None               | the schedule a residual action scales         |
     | reward              | "loss"             | "loss" (paper: -L_t), "delta" (L_{t-1}-L_t)   |
     |                     |                    | or "log_delta" (log L_{t-1} - log L_t)        |

@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
+from lrenv.checks import check_integer
 from lrenv.data import DATASETS, check_data_root
 from lrenv.features import FEATURE_TRANSFORMS
 from lrenv.models import check_model
@@ -205,9 +206,7 @@ def validate_config(**c: Any) -> None:
     if c["base_schedule"] is not None:
         schedule_from_dict(c["base_schedule"])  # ValueError naming the kinds
     for key in ("batch_size", "steps_per_action", "total_steps"):
-        value = c[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        check_integer(c[key], key)
     if c["total_steps"] % c["steps_per_action"]:
         raise ValueError(
             f"total_steps ({c['total_steps']}) must be a multiple of steps_per_action "
@@ -237,8 +236,8 @@ def validate_config(**c: Any) -> None:
         raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
     if not (is_real(c["momentum"]) and 0 <= c["momentum"] < 1):
         raise ValueError(f"momentum must be a number in [0, 1), got {c['momentum']!r}")
-    if c["val_size"] is not None and (not isinstance(c["val_size"], int) or c["val_size"] < 2):
-        raise ValueError(f"val_size must be None (all) or an integer >= 2, got {c['val_size']!r}")
+    if c["val_size"] is not None:
+        check_integer(c["val_size"], "val_size", 2, "None (all) or an integer >= 2")
     if c["feature_transform"] not in FEATURE_TRANSFORMS:
         raise ValueError(
             f"unknown feature_transform {c['feature_transform']!r}; "

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lrenv.checks import check_integer
 from lrenv.models import final_linear
 
 
@@ -35,9 +36,7 @@ def evaluated_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
 
 
 def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return check_integer(value, name, numpy_ints=True)
 
 
 def loss_value(loss: torch.Tensor | float) -> torch.Tensor | float:

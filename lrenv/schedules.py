@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol
 
+from lrenv.checks import check_integer, check_rate
+
 
 class Schedule(Protocol):
     """A learning rate as a function of the SGD step."""
@@ -50,8 +52,7 @@ class StepDecay:
 
     def __post_init__(self) -> None:
         check_rate(self.initial_lr)
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"every must be a positive integer, got {self.every!r}")
+        check_integer(self.every, "every")
         if not 0 < self.factor <= 1:
             raise ValueError(f"factor must be in (0, 1], got {self.factor}")
 
@@ -208,8 +209,3 @@ def schedule_from_dict(data: Mapping[str, Any], kinds: Mapping[str, type] = SCHE
         return kinds[kind](**params)
     except TypeError as err:
         raise ValueError(f"bad parameters for a {kind} schedule: {params}") from err
-
-
-def check_rate(lr: float) -> None:
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"a learning rate must be positive and finite, got {lr!r}")

@@ -1,4 +1,4 @@
-"""How many CPU threads torch uses while an env trains its trainee (issue 16, item 1).
+"""How many CPU threads torch uses while an env trains its trainee.
 
 torch starts with one intra-op thread per core. A trainee's small matrix products gain
 little from more (two threads are 1.3-1.5x one on an idle two-core machine, see
@@ -18,15 +18,15 @@ from typing import Any, TypeVar
 
 import torch
 
+from lrenv.checks import check_integer
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def check_torch_threads(threads: Any) -> None:
     """ValueError unless ``threads`` is ``None`` or a positive integer."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-        raise ValueError(f"torch_threads must be None or a positive integer, got {threads!r}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"torch_threads must be None or a positive integer, got {threads!r}")
+    if threads is not None:
+        check_integer(threads, "torch_threads", allowed="None or a positive integer")
 
 
 @contextlib.contextmanager

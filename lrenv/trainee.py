@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrenv.checks import check_integer
 from lrenv.data import Dataset, Split
 from lrenv.models import build_model, final_linear
 
@@ -62,8 +63,7 @@ def check_optimizer(optimizer: str, warmup_steps: int = 0) -> None:
     """ValueError, naming what is allowed, for an unknown optimizer or a bad warmup."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    check_integer(warmup_steps, "warmup_steps", 0)
     if warmup_steps and optimizer != "schedule_free":
         raise ValueError(
             "warmup_steps is schedule-free SGD's own warmup: use it with "

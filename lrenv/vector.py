@@ -1,5 +1,4 @@
-"""Many trainees as one batched computation, behind Gymnasium's vector-env interface
-(issue 5, item 2).
+"""Many trainees as one batched computation, behind Gymnasium's vector-env interface.
 
 N environments of one configuration keep their own episode logic (the
 :class:`~lrenv.env.LRScheduleEnv` code, unchanged: seeds, initial rates, actions,
@@ -44,6 +43,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import iterate
 
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
+from lrenv.checks import check_integer
 from lrenv.env import LRScheduleEnv
 from lrenv.keywords import check_action, is_task_set_id, resolve_env_kwargs, task_set_kwargs
 from lrenv.threads import torch_threads
@@ -122,8 +122,7 @@ class BatchedEnvs:
     def __init__(
         self, n: int, env_id: str | None = None, strategy: str = "auto", **env_kwargs: Any
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_integer(n, "n")
         kwargs = resolve_env_kwargs(env_id, env_kwargs) if env_id else dict(env_kwargs)
         # each env validates the keywords and shares the process's one copy of the data
         self.envs = [BatchSlotEnv(**kwargs) for _ in range(n)]
@@ -225,15 +224,34 @@ class BatchedVectorEnv(SyncVectorEnv):
         super().__init__(
             [lambda env=env: env for env in batch.envs], copy=copy, autoreset_mode=autoreset_mode
         )
+        # Which envs ended at the last step: under NEXT_STEP, SyncVectorEnv resets them in
+        # the next step instead of stepping them. Kept here from what step() and reset()
+        # return (the documented autoreset rule), not read from SyncVectorEnv's internals.
+        self._ended = np.zeros(self.num_envs, dtype=np.bool_)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """SyncVectorEnv's reset; the envs it resets (all, or ``options["reset_mask"]``)
+        step normally at the next step."""
+        mask = None if options is None else options.get("reset_mask")  # before: reset pops it
+        result = super().reset(seed=seed, options=options)
+        if mask is None:
+            self._ended[:] = False
+        else:
+            self._ended[np.asarray(mask, dtype=np.bool_)] = False
+        return result
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Train the envs that step this call at once, then run SyncVectorEnv's step."""
         actions_list = list(iterate(self.action_space, actions))
         stepping = list(range(self.num_envs))
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            stepping = [i for i in stepping if not self._autoreset_envs[i]]
+            stepping = [i for i in stepping if not self._ended[i]]
         self.batch.prepare([actions_list[i] for i in stepping], stepping)
-        return super().step(actions)
+        result = super().step(actions)
+        self._ended = np.logical_or(result[2], result[3])
+        return result
 
     def close_extras(self, **kwargs: Any) -> None:
         """Close the envs."""

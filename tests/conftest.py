@@ -6,10 +6,10 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-import torch
 from hypothesis import HealthCheck, settings
 
 import lrenv  # noqa: F401  (registers the environments)
+from lrenv.threads import torch_threads
 
 # Property-based tests (tests/test_fuzz.py): the default run tries the same few examples
 # every time (fast, reproducible); --hypothesis-profile lrenv-long fuzzes with fresh ones.
@@ -24,6 +24,19 @@ settings.register_profile(
     "lrenv-long", settings.get_profile("lrenv"), max_examples=1000, derandomize=False
 )
 settings.load_profile("lrenv")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The module's tests compute with one torch thread (the count is restored after).
+
+    Tiny trainees gain nothing from a second thread, and on a busy two-core machine two
+    threads that wait for each other are many times slower than one (see
+    docs/benchmarks.md#threads). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture
@@ -43,9 +56,7 @@ def _train_smoke(out: Path, *flags: str) -> Path:
     returns its run folder."""
     import train  # the script at the project root (pytest's pythonpath)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return train.main(
             [
                 "--preset",
@@ -62,8 +73,6 @@ def _train_smoke(out: Path, *flags: str) -> Path:
                 *flags,
             ]
         )
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agents import ablation
+from agents.runs import RunDir
+from agents.selection import SNAPSHOTS
 
 
 def test_quick_ablation_writes_table_and_resumes(tmp_path):
@@ -24,3 +28,36 @@ def test_quick_ablation_writes_table_and_resumes(tmp_path):
     ablation.main([*argv, "--workers", "1"])  # everything cached: nothing retrained
     assert controller.stat().st_mtime_ns == stamp
     assert (tmp_path / "table.md").read_text() == table
+
+
+def test_a_training_killed_between_save_final_and_the_finished_mark_is_finished_on_resume(
+    tmp_path, monkeypatch
+):
+    """A kill after the final controller.zip is written but before the run is marked
+    finished (snapshot selection still to come): the ablation's next pass finishes the run
+    (the snapshot chosen on validation becomes the controller) instead of taking that
+    controller.zip, the last policy, as the result."""
+    design = ablation.DESIGNS["residual-sf-delta+select"]
+    folder = tmp_path / "controller"
+    save_final = RunDir.save_final
+
+    def killed_after_save_final(self, model, env):
+        save_final(self, model, env)
+        raise Killed
+
+    monkeypatch.setattr(RunDir, "save_final", killed_after_save_final)
+    with pytest.raises(Killed):
+        ablation.train_design(design, 0, 2, "smoke", folder)
+    monkeypatch.undo()
+    run = RunDir(folder)
+    assert run.controller.exists() and not (folder / "selection.json").exists()
+    assert run.last_checkpoint() is None  # two episodes: the finished mark is the first
+
+    assert ablation.train_design(design, 0, 2, "smoke", folder) == run.controller
+    assert run.last_checkpoint().progress["finished"]
+    chosen = json.loads((folder / "selection.json").read_text())["chosen"]
+    assert run.controller.read_bytes() == (folder / SNAPSHOTS / chosen).read_bytes()
+
+
+class Killed(Exception):
+    """Stands for the process killed at that moment."""

@@ -1,5 +1,5 @@
-"""Other stable-baselines3 algorithms learn on lrenv unchanged (issue 16, item 5;
-docs/clients.md)."""
+"""Other stable-baselines3 algorithms learn on lrenv unchanged
+(docs/clients.md)."""
 
 from __future__ import annotations
 

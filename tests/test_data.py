@@ -1,5 +1,5 @@
 """lrenv.data reads dataset files as data: damaged files, bad labels and poisoned pickles
-are refused with an error that names the file (issue 14). Tiny hand-made files only."""
+are refused with an error that names the file. Tiny hand-made files only."""
 
 from __future__ import annotations
 

@@ -658,11 +658,11 @@ def test_the_env_records_its_episode_once_and_hands_it_over_at_the_end():
 def test_a_diverged_decision_is_traced_with_its_rate_and_no_validation_loss():
     env = gym.make("lrenv/Synthetic-v0", total_steps=50, action_mode="absolute")
     env.reset(seed=0, options={"initial_lr": 1e-3})
-    _, _, terminated, _, info = env.step(np.array([1.0], np.float32))  # the top rate
-    if not terminated:  # the top of lr_bounds did not diverge this trainee: push on
-        env.unwrapped.set_lr(1e6)
-        _, _, terminated, _, info = env.step(np.array([0.0], np.float32))
+    # The top of lr_bounds (1.0) diverges this trainee in its first decision (seed 0, on
+    # the CPU): the whole episode's penalty, one divergence_loss for each of 5 decisions.
+    _, reward, terminated, _, info = env.step(np.array([1.0], np.float32))
     assert terminated and info["diverged"]
+    assert reward == pytest.approx(-5 * env.unwrapped.divergence_loss)
     trace = info["episode_trace"]
     assert trace.diverged and len(trace.lr) == len(trace.val_loss)  # reset's loss, no last
     assert trace.lr[-1] == info["lr"] and trace.end_step == info["sgd_step"]

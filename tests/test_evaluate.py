@@ -15,6 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
+import agents.jobs
 import evaluate
 import lrenv.env
 from agents.baselines import (
@@ -31,7 +32,7 @@ from agents.baselines import (
     schedule_to_dict,
 )
 from agents.controller import save_controller
-from agents.episodes import run_episode
+from agents.episodes import run_episode, run_episodes
 from agents.evaluation import SELECTION_SEED_OFFSET, candidates, select_baselines
 from agents.jobs import Job, run_job
 from agents.presets import PAPER_STEP_DECAY_GRID
@@ -44,13 +45,7 @@ from lrenv.trainee import Trainee
 SHORT = {"total_steps": 40, "device": "cpu"}  # 4 decisions of 10 SGD steps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One thread, as evaluate.py's workers use: much faster on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(
@@ -246,12 +241,22 @@ def test_t_test_agrees_with_scipy_and_a_hand_computation():
     assert result.pvalue == pytest.approx(2 * stats.t.sf(3 / math.sqrt(2.5), 8), rel=1e-12)
     assert not result.significant
 
+    # Unequal sizes and spreads, Student's and Welch's, against the formulas written out
+    # (not against scipy.stats.ttest_ind, which t_test calls).
     rng = np.random.default_rng(0)
-    x, y = rng.normal(0.40, 0.01, 10), rng.normal(0.39, 0.01, 10)
-    expected = stats.ttest_ind(x, y)
-    got = t_test(x, y)
-    assert (got.statistic, got.pvalue) == pytest.approx((expected.statistic, expected.pvalue))
-    assert got.significant == (expected.pvalue < 0.05)
+    x, y = rng.normal(0.40, 0.01, 10), rng.normal(0.39, 0.03, 6)
+    va, vb = x.var(ddof=1) / 10, y.var(ddof=1) / 6
+    pooled = (9 * x.var(ddof=1) + 5 * y.var(ddof=1)) / 14
+    student_t = (x.mean() - y.mean()) / math.sqrt(pooled * (1 / 10 + 1 / 6))
+    welch_t = (x.mean() - y.mean()) / math.sqrt(va + vb)
+    welch_df = (va + vb) ** 2 / (va**2 / 9 + vb**2 / 5)
+    for got, t, df in [
+        (t_test(x, y), student_t, 14),
+        (t_test(x, y, equal_var=False), welch_t, welch_df),
+    ]:
+        assert (got.statistic, got.df) == pytest.approx((t, df), rel=1e-12)
+        assert got.pvalue == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+        assert got.significant == (got.pvalue < 0.05)
 
 
 @pytest.mark.parametrize(
@@ -520,12 +525,32 @@ def test_baselines_run_their_own_optimizer_whatever_the_controller_drives():
     assert result.trajectory.lr[:2] == pytest.approx([0.05, 0.05]) and not result.diverged
 
 
-def test_batched_runner_runs_schedule_free_jobs_unbatched_with_the_same_results():
+def test_batched_runner_runs_schedule_free_jobs_unbatched_with_the_same_results(monkeypatch):
+    """Batched trainees train with plain SGD only: beside plain-SGD runs that do train as
+    one batch, the batched runner trains schedule-free runs one at a time (run_job), and
+    they end as the unbatched runner's do."""
     task = Task("lrenv/Synthetic-v0", SHORT)
     jobs = [Job("schedule_free", task, s, schedule_to_dict(ScheduleFree(0.1, 10))) for s in (0, 1)]
-    assert batches(jobs) == [[0], [1]]
+    jobs += [Job("constant", task, s, schedule_to_dict(Constant(0.05))) for s in (0, 1)]
+    assert batches(jobs) == [[0], [1], [2, 3]]
     with Runner(1, progress=False) as runner:
         plain = runner.run(jobs)
+
+    one_by_one, batched_sizes = [], []
+
+    def spy_run_job(job, cache=None):
+        one_by_one.append(job.method)
+        return run_job(job, cache)
+
+    def spy_run_episodes(batch, policies, seeds):
+        batched_sizes.append(len(policies))
+        return run_episodes(batch, policies, seeds)
+
+    monkeypatch.setattr(agents.jobs, "run_job", spy_run_job)
+    monkeypatch.setattr(agents.jobs, "run_episodes", spy_run_episodes)
     with Runner(1, progress=False, batched=True) as runner:
         batched = runner.run(jobs)
-    assert [r.record() for r in batched] == [r.record() for r in plain]
+    assert one_by_one == ["schedule_free", "schedule_free"] and batched_sizes == [2]
+    assert [r.record() for r in batched[:2]] == [r.record() for r in plain[:2]]
+    for a, b in zip(plain[2:], batched[2:], strict=True):
+        assert b.test_loss == pytest.approx(a.test_loss, rel=1e-4)

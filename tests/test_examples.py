@@ -1,4 +1,4 @@
-"""The scheduler as a user meets it (issue 16, item 3): the README's snippet as written,
+"""The scheduler as a user meets it: the README's snippet as written,
 the example script, and the error of a per-epoch ``step()``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property-based fuzz of the env's contract (issue 14), with hypothesis: actions, env
+"""Property-based fuzz of the env's contract, with hypothesis: actions, env
 configurations and reset options, valid and hostile, on the synthetic task with tiny
 episodes. Valid input gives an observation inside the space and a finite reward within
 the documented bound; invalid input raises ValueError or TypeError with a message, and
@@ -18,7 +18,6 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -89,13 +88,7 @@ configs = st.fixed_dictionaries({}, optional=valid_values) | st.fixed_dictionari
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny steps: one torch thread is ~100x faster than two on a busy two-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(**kwargs) -> gym.Env:

@@ -1,5 +1,5 @@
 """An id Gymnasium cannot find, here or in a worker, says `import lrenv` or "lrenv:"
-(issue 16, item 4)."""
+(a bare "namespace lrenv not found" does not say what to do)."""
 
 from __future__ import annotations
 

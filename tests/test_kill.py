@@ -1,5 +1,6 @@
-"""kill -9 at random moments (issue 14): a train.py run killed again and again, each time
-resumed, finishes with every checkpoint readable. Slow: a minute or two of subprocesses.
+"""kill -9 at random moments (as a job scheduler or the OOM killer does): a train.py run
+killed again and again, each time resumed, finishes with every checkpoint readable. Slow: a
+minute or two of subprocesses.
 
     python -m pytest -m slow tests/test_kill.py -s    # prints the figures
 """

@@ -1,6 +1,6 @@
-"""The environment package imports no RL library and nothing of the agents (issue 11,
-item 4): users of other RL libraries, CleanRL-style scripts and the drop-in scheduler's
-users get lrenv without stable-baselines3, and a folder of theirs named ``agents`` cannot
+"""The environment package imports no RL library and nothing of the agents: users of other
+RL libraries, CleanRL-style scripts and the drop-in scheduler's users get lrenv without
+stable-baselines3, and a folder of theirs named ``agents`` cannot
 shadow anything lrenv needs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Trainees, selection grids and evaluation runs on a (local) Ray instance (issue 15).
+"""Trainees, selection grids and evaluation runs on a (local) Ray instance.
 
 One local Ray instance serves the whole module; everything skips where Ray is absent.
 """

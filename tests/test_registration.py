@@ -1,4 +1,4 @@
-"""Every id's spec: the batched vector entry point and the episode length (issue 16, item 2)."""
+"""Every id's spec: the batched vector entry point and the episode length."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What evaluate.py's figures draw, not only that PNG files appear: each method's line is
-its runs' data (issue 11, item 9)."""
+its runs' data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resumes are reproducible (issue 11, item 9): the same checkpoint resumed twice ends with
+"""Resumes are reproducible: the same checkpoint resumed twice ends with
 the same controller, for PPO and for the recurrent controller, and the resumed segment
 draws new trainee seeds rather than replaying the first segment's."""
 
@@ -49,6 +49,8 @@ def test_a_resumed_segment_draws_new_trainee_seeds():
     episodes after the checkpoint are new trainees, not a replay of the first ones."""
     seeds = {segment_seed(0, done) for done in (0, 2, 4, 6)}
     assert len(seeds) == 4 and all(0 <= s < 2**32 for s in seeds)
-    assert segment_seed(0, 4) == segment_seed(0, 4)
+    # Pinned: a run checkpointed by one process (or version) and resumed by another must
+    # draw the same seeds, so the value may not depend on the process (hash(), a clock).
+    assert segment_seed(0, 4) == 1874364848 and segment_seed(7, 300) == 1616887199
     assert segment_seed(0, 4) != segment_seed(1, 4)
     assert isinstance(segment_seed(0, 4), int) and not isinstance(segment_seed(0, 4), np.integer)

@@ -1,4 +1,4 @@
-"""An env id means its trainee (issue 12): ids pin their task, presets never override it."""
+"""An env id means its trainee: ids pin their task, presets never override it."""
 
 from __future__ import annotations
 

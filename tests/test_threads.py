@@ -1,5 +1,5 @@
-"""The trainee computes with ``torch_threads`` threads and gives the caller's count back
-(issue 16, item 1)."""
+"""The trainee computes with ``torch_threads`` threads and gives the caller's count back:
+on a busy machine more threads than free cores slow training many times."""
 
 from __future__ import annotations
 

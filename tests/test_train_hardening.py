@@ -1,4 +1,4 @@
-"""train.py against damaged, poisoned and interrupted run folders (issue 14): a resume
+"""train.py against damaged, poisoned and interrupted run folders: a resume
 unpickles nothing, names a damaged file in one line, handles SIGTERM as Ctrl-C, cleans
 up what killed writes left, keeps its run-time options and logs each episode once."""
 

@@ -218,6 +218,7 @@ def test_gymnasium_adapter_equals_sync_vector_env_next_step_autoreset():
     obs_b, _ = batched.reset(seed=3)
     np.testing.assert_allclose(obs_b, obs_a, rtol=RTOL, atol=ATOL)
     actions = np.random.default_rng(2).uniform(-1, 1, (12, 2, 1)).astype(np.float32)
+    steps, truncations = [], []
     for row in actions:
         obs_a, rew_a, term_a, trunc_a, info_a = single.step(row)
         obs_b, rew_b, term_b, trunc_b, info_b = batched.step(row)
@@ -226,7 +227,13 @@ def test_gymnasium_adapter_equals_sync_vector_env_next_step_autoreset():
         np.testing.assert_array_equal(trunc_a, trunc_b)
         np.testing.assert_array_equal(term_a, term_b)
         np.testing.assert_array_equal(info_a["sgd_step"], info_b["sgd_step"])
-    assert trunc_a.any() or info_a["sgd_step"].min() < 50  # an episode ended and restarted
+        steps.append(info_b["sgd_step"].tolist())
+        truncations.append(trunc_b.tolist())
+    # Two whole episodes of 5 decisions: truncated at SGD step 50, then the next step is
+    # the reset (NextStep autoreset: SGD step 0), and the second episode runs like the first.
+    episode = [10, 20, 30, 40, 50, 0]
+    assert steps == [[s, s] for s in episode * 2]
+    assert truncations == [[s == 50, s == 50] for s in episode * 2]
     single.close()
     batched.close()
 
@@ -320,3 +327,27 @@ def test_both_trainees_implement_the_declared_trainee_interface():
                 asked = list(inspect.signature(wanted).parameters)[1:]
                 assert [p.name for p in got[: len(asked)]] == asked, (type(trainee), name)
                 assert all(p.default is not p.empty for p in got[len(asked) :]), name
+
+
+def test_gymnasium_adapter_partial_reset_equals_sync_vector_env():
+    """After both episodes end, a reset of env 0 only (``reset_mask``): the next step trains
+    env 0 and resets env 1, in the batched adapter as in SyncVectorEnv."""
+    kwargs = {"total_steps": 20}
+    single = gym.make_vec("lrenv/Synthetic-v0", num_envs=2, vectorization_mode="sync", **kwargs)
+    batched = make_batched_vector_env("lrenv/Synthetic-v0", 2, **kwargs)
+    zeros = np.zeros((2, 1), np.float32)
+    for venv in (single, batched):
+        venv.reset(seed=1)
+        venv.step(zeros)
+        *_, truncated, _ = venv.step(zeros)
+        assert truncated.all()
+    obs_a, _ = single.reset(options={"reset_mask": np.array([True, False])})
+    obs_b, _ = batched.reset(options={"reset_mask": np.array([True, False])})
+    np.testing.assert_allclose(obs_b, obs_a, rtol=RTOL, atol=ATOL)
+    obs_a, rew_a, _, _, info_a = single.step(zeros)
+    obs_b, rew_b, _, _, info_b = batched.step(zeros)
+    assert info_a["sgd_step"].tolist() == info_b["sgd_step"].tolist() == [10, 0]
+    np.testing.assert_allclose(obs_b, obs_a, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(rew_b, rew_a, rtol=RTOL, atol=ATOL)
+    single.close()
+    batched.close()
