@@ -20,11 +20,13 @@ from typing import Any
 
 import gymnasium as gym
 
+from agents import validators
 from agents.evaluation import candidates, run_comparison
-from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
+from agents.presets import DEFAULT_PRESET, get_preset
 from agents.report import write_report
 from agents.runner import Runner
-from agents.tasks import BASELINES, check_controller_fits, resolve_tasks
+from agents.tasks import BASELINES, Task, check_controller_fits, resolve_tasks
+from agents.validators import UsageError
 from lrenv.keywords import check_env_kwargs
 from lrenv.vector import trainee_device
 
@@ -102,36 +104,89 @@ def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
     return RayRunner(threads=args.threads, progress=args.progress)
 
 
-def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
-    """Run the comparison and write the report: options in, results folder out.
+@dataclass
+class Plan:
+    """A comparison as :func:`prepare` resolved it: what :func:`evaluate_controller` runs."""
+
+    task: Task
+    baseline_task: Task
+    controller_task: Task | None
+    families: dict[str, Any]
+    runs: int
+    workers: int
+    batched: bool
+    out: Path
+    config: dict[str, Any]
+
+
+def check_evaluate_options(args: EvaluateOptions) -> None:
+    """Check each option on its own (one validator each); the tasks are checked by
+    :func:`prepare`.
+
+    Raises:
+        UsageError: naming the first bad option.
+    """
+    if args.preset is not None:
+        validators.check_preset(args.preset)
+    for name in ("env_kwargs", "baseline_env_kwargs"):
+        if not isinstance(getattr(args, name), dict):
+            raise UsageError(f"{name} must be a JSON object, got {getattr(args, name)!r}")
+    if args.runs is not None:
+        validators.integer("runs", args.runs, 1, 10_000, "evaluation runs per method")
+    validators.integer("grid_seeds", args.grid_seeds, 1, 1000, "seeds per candidate schedule")
+    validators.check_seed(args.seed)
+    if args.workers is not None:
+        validators.integer("workers", args.workers, 1, 1024, "1 runs here")
+    validators.check_threads(args.threads)
+    validators.integer("max_batch", args.max_batch, 1, note="runs trained together")
+    validators.check_ray_address(args.ray)
+    validators.check_baselines(args.baselines)
+    for name in ("env_id", "baseline_from"):
+        if getattr(args, name) is not None:
+            validators.check_env_id(getattr(args, name))
+    for name in ("batched", "progress"):
+        if getattr(args, name) is not None:
+            validators.boolean(name, getattr(args, name))
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+
+
+def prepare(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Plan:
+    """Check every option, the controller file and every task's env keywords, and resolve
+    the comparison; nothing is started or written (evaluate.py's checks, callable alone).
 
     Args:
-        args: the options (evaluate.py's flags).
+        args: the options (evaluate.py's flags); ``args.controller`` becomes the
+            controller's code-free file.
         command: the command line recorded in results.json.
 
     Returns:
-        The output folder (results.json, results.md, trajectories.json, figures).
+        The resolved comparison.
 
     Raises:
-        SystemExit: with a one-line message, for options that cannot make a comparison.
+        UsageError: naming the first option that cannot make a comparison.
     """
-    started = time.time()
+    try:
+        return _prepare(args, command)
+    except UsageError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
+        raise UsageError(str(err)) from err
 
+
+def _prepare(args: EvaluateOptions, command: Sequence[str]) -> Plan:
+    check_evaluate_options(args)
     controller_config: dict[str, Any] = {}
     if args.controller:
-        from lrenv.controller import Controller, ControllerFileError, controller_file
+        from lrenv.controller import Controller, controller_file
 
-        try:
-            # the code-free file, which each worker reads again (nothing is unpickled)
-            args.controller = str(controller_file(args.controller))
-            controller = Controller.load(args.controller)
-        except ControllerFileError as err:
-            raise SystemExit(str(err)) from err
+        # the code-free file, which each worker reads again (nothing is unpickled)
+        args.controller = str(controller_file(args.controller))
+        controller = Controller.load(args.controller)
         controller_config = controller.config
-    preset_name = args.preset or controller_config.get("preset") or DEFAULT_PRESET
-    if preset_name not in PRESETS:
-        raise SystemExit(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
-    preset = get_preset(preset_name)
+    preset = get_preset(
+        validators.check_preset(args.preset or controller_config.get("preset") or DEFAULT_PRESET)
+    )
     settings = preset.evaluation
     runs = args.runs if args.runs is not None else settings.runs
 
@@ -145,47 +200,38 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
         baseline_env_kwargs=args.baseline_env_kwargs,
     )
     if args.controller:
-        try:
-            check_controller_fits(controller.observation_size, task)
-        except ValueError as err:
-            raise SystemExit(str(err)) from err
+        check_controller_fits(controller.observation_size, task)
         del controller  # each worker loads its own copy
 
-    wanted = [b for b in args.baselines.split(",") if b and b != "none"]
-    unknown = set(wanted) - set(BASELINES)
-    if unknown:
-        raise SystemExit(f"unknown baselines {sorted(unknown)}; choose from {', '.join(BASELINES)}")
+    wanted = validators.check_baselines(args.baselines)
     try:
         families = candidates(settings.grids, [b for b in BASELINES if b in wanted])
     except ValueError as err:
-        raise SystemExit(f"preset {preset.name!r}: {err}") from err
+        raise UsageError(f"preset {preset.name!r}: {err}") from err
 
+    started = time.time()
     out = Path(
         args.out
         or f"runs/eval__{task.env_id.split('/')[-1]}__{preset.name}__{args.seed}__{int(started)}"
     )
-    threads = args.threads
-    try:
-        for each in (task, baseline_task, controller_task):
-            if each is not None:  # here, not as a worker's traceback
-                check_env_kwargs(each.env_id, each.env_kwargs)
-        batched = (
-            args.batched
-            if args.batched is not None
-            else trainee_device(task.env_id, task.env_kwargs).type == "cuda"
-        )
-    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
-        raise SystemExit(str(err)) from err
+    for each in (task, baseline_task, controller_task):
+        if each is not None:  # here, not as a worker's traceback
+            check_env_kwargs(each.env_id, each.env_kwargs)
+    batched = (
+        args.batched
+        if args.batched is not None
+        else trainee_device(task.env_id, task.env_kwargs).type == "cuda"
+    )
     if args.ray is not None:  # a Ray task per trainee, never batched
         if args.batched:
-            raise SystemExit("--ray runs each trainee as its own Ray task; drop --batched")
+            raise UsageError("--ray runs each trainee as its own Ray task; drop --batched")
         batched = False
     workers = args.workers if args.workers is not None else 1 if batched else _cores()
     config = {
         **dataclasses.asdict(args),
         "preset": preset.name,
         "runs": runs,
-        "threads": threads,
+        "threads": args.threads,
         "workers": workers,
         "batched": batched,
         "baseline_grids": {
@@ -194,6 +240,29 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
         "controller_config": controller_config,
         "command": " ".join(command),
     }
+    return Plan(task, baseline_task, controller_task, families, runs, workers, batched, out, config)
+
+
+def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
+    """Run the comparison and write the report: options in, results folder out.
+
+    Args:
+        args: the options (evaluate.py's flags).
+        command: the command line recorded in results.json.
+
+    Returns:
+        The output folder (results.json, results.md, trajectories.json, figures).
+
+    Raises:
+        UsageError: for options that cannot make a comparison, before any work starts
+            (:func:`prepare`).
+        SystemExit: with a one-line message, when ``--ray`` is given and Ray is missing.
+    """
+    started = time.time()
+    plan = prepare(args, command)
+    task, baseline_task, controller_task = plan.task, plan.baseline_task, plan.controller_task
+    config, out, workers, batched = plan.config, plan.out, plan.workers, plan.batched
+    families, runs, threads = plan.families, plan.runs, args.threads
     print(f"evaluating on {task.describe()}; baselines chosen on {baseline_task.describe()}")
     with contextlib.ExitStack() as stack:
         if args.ray is None:

@@ -58,22 +58,38 @@ def _spec(env_id: str) -> tuple[EnvSpec, bool]:
     Raises:
         ValueError: for an id that is not registered, saying how lrenv's ids get registered.
     """
-    if ":" in env_id:
-        module, env_id = env_id.split(":", 1)
-        importlib.import_module(module)
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as err:
-        raise ValueError(
-            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
-            "lrenv is imported: write `import lrenv` first, or the id as "
-            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
-        ) from err
+    spec = check_env_id(env_id)
     entry = spec.entry_point
     if isinstance(entry, str):
         module, name = entry.split(":")
         entry = getattr(importlib.import_module(module), name)
     return spec, isinstance(entry, type) and issubclass(entry, _env_class())
+
+
+def check_env_id(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id`` (``"module:id"`` imports the module first, as
+    ``gym.make`` does).
+
+    Raises:
+        ValueError: for an id that is not registered (listing lrenv's ids), or a module
+            that cannot be imported.
+    """
+    if not isinstance(env_id, str):
+        raise ValueError(f"an env id is a string like 'lrenv/Synthetic-v0', got {env_id!r}")
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"cannot import {module!r} for the env id: {err}") from None
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error:
+        ours = sorted(name for name in gym.registry if name.startswith("lrenv/"))
+        raise ValueError(
+            f"unknown env id {env_id!r}; lrenv's ids: {', '.join(ours)} (an id of another "
+            "package: write it as 'module:id' to have Gymnasium import the module)"
+        ) from None
 
 
 def resolve_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
