@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
-from lrenv.data import DATASETS, check_data_root
+from lrenv.data import DATASETS, NUM_CLASSES, check_data_root
 from lrenv.features import FEATURE_TRANSFORMS
 from lrenv.models import MODELS
 from lrenv.schedules import schedule_from_dict
@@ -215,9 +215,12 @@ def validate_config(**c: Any) -> None:
     if not (is_real(weight) and math.isfinite(weight) and weight >= 0):
         raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")
     limit = c["divergence_loss"]
-    if limit is not None and not (is_real(limit) and math.isfinite(limit) and limit > 0):
+    chance = math.log(NUM_CLASSES[c["dataset"]])
+    if limit is not None and not (is_real(limit) and math.isfinite(limit) and limit >= chance):
         raise ValueError(
-            f"divergence_loss must be None (2 ln C) or a positive, finite number, got {limit!r}"
+            f"divergence_loss must be None (2 ln C) or a finite number >= the chance-level "
+            f"loss ln C = {chance:.4f} (below it a network that learned nothing counts as "
+            f"diverged, and an early divergence would pay), got {limit!r}"
         )
 
 
