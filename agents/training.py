@@ -363,7 +363,7 @@ def _runtime_option(
         return given
     if checkpoint is not None and name in checkpoint.progress:
         return checkpoint.progress[name]
-    runtime = run.read_config().get("runtime") or {}
+    runtime = (run.read_config().get("runtime") if run.config_path.exists() else None) or {}
     return runtime.get(name, DEFAULT_CHECKPOINT_EVERY)
 
 
