@@ -16,11 +16,12 @@ agents/evaluation.py; the files written: agents/report.py). """
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
 from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
-from agents.evaluating import EvaluateOptions, evaluate_controller
+from agents.evaluating import EvaluateOptions, evaluate_controller, prepare
 from agents.presets import DEFAULT_PRESET, PRESETS, Preset
 from agents.validators import UsageError
 
@@ -66,6 +67,24 @@ def parse_args(argv: list[str] | None = None) -> EvaluateOptions:
     parser = make_parser()
     add_dataclass_arguments(parser, EvaluateOptions)
     return EvaluateOptions(**vars(parser.parse_args(argv)))
+
+
+def check(argv: list[str] | None = None) -> EvaluateOptions:
+    """Parse and check the command line as :func:`main` does before any work, without
+    starting or writing anything; a usage error exits with one line and code 2.
+
+    Args:
+        argv: command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The options.
+    """
+    options = parse_args(argv)
+    try:
+        prepare(copy.copy(options))
+    except UsageError as err:
+        usage_error("evaluate.py", str(err))
+    return options
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -21,6 +21,7 @@ stays intact and the command that continues the run is printed.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields
@@ -32,7 +33,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
 from agents.presets import DEFAULT_PRESET, PRESETS, PPOSettings
 from agents.train_options import TrainOptions
-from agents.training import train_controller
+from agents.training import prepare, train_controller
 from agents.validators import UsageError
 
 
@@ -75,6 +76,24 @@ def parse_args(
     ppo_names = {f.name for f in fields(PPOSettings)}
     options = TrainOptions(**{k: v for k, v in given.items() if k not in ppo_names})
     return options, {k: v for k, v in given.items() if k in ppo_names}
+
+
+def check(argv: Sequence[str] | None = None) -> tuple[TrainOptions, dict[str, Any]]:
+    """Parse and check the command line as :func:`main` does before any work, without
+    starting or writing anything; a usage error exits with one line and code 2.
+
+    Args:
+        argv: command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The options and the PPO settings given.
+    """
+    options, ppo = parse_args(argv)
+    try:
+        prepare(copy.copy(options), ppo)
+    except UsageError as err:
+        usage_error("train.py", str(err))
+    return options, ppo
 
 
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = ()) -> Path:

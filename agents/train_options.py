@@ -137,7 +137,10 @@ def resolve(
         if args.out is not None and Path(args.out).resolve() != run.path.resolve():
             raise ValueError("--out and --resume name different folders; give only --resume")
         saved = _saved_config(run)
-        config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+        try:
+            config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"cannot resume {run.path}: {err}") from err
         differences = config_differences(saved, config.to_dict())
         if differences:
             raise ValueError(
