@@ -23,6 +23,7 @@ import gymnasium as gym
 from agents import validators
 from agents.evaluation import candidates, run_comparison
 from agents.presets import DEFAULT_PRESET, get_preset
+from agents.ray_cluster import UnschedulableError
 from agents.report import write_report
 from agents.runner import Runner
 from agents.tasks import BASELINES, Task, check_controller_fits, resolve_tasks
@@ -256,40 +257,43 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
     Raises:
         UsageError: for options that cannot make a comparison, before any work starts
             (:func:`prepare`).
-        SystemExit: with a one-line message, when ``--ray`` is given and Ray is missing.
+        SystemExit: with a one-line message, when ``--ray`` is given and Ray is missing,
+            or its cluster cannot place a run.
     """
     started = time.time()
     plan = prepare(args, command)
-    task, baseline_task, controller_task = plan.task, plan.baseline_task, plan.controller_task
-    config, out, workers, batched = plan.config, plan.out, plan.workers, plan.batched
-    families, runs, threads = plan.families, plan.runs, args.threads
-    print(f"evaluating on {task.describe()}; baselines chosen on {baseline_task.describe()}")
+    print(
+        f"evaluating on {plan.task.describe()}; baselines chosen on {plan.baseline_task.describe()}"
+    )
     with contextlib.ExitStack() as stack:
         if args.ray is None:
             runner = Runner(
-                workers,
-                threads=threads,
+                plan.workers,
+                threads=args.threads,
                 progress=args.progress,
-                batched=batched,
+                batched=plan.batched,
                 max_batch=args.max_batch,
             )
         else:
             runner = _ray_runner(args, stack)
         stack.enter_context(runner)
-        comparison = run_comparison(
-            runner,
-            task,
-            baseline_task,
-            families,
-            runs=runs,
-            seed=args.seed,
-            grid_seeds=args.grid_seeds,
-            controller=str(Path(args.controller).resolve()) if args.controller else None,
-            controller_task=controller_task,
-            config=config,
-        )
+        try:
+            comparison = run_comparison(
+                runner,
+                plan.task,
+                plan.baseline_task,
+                plan.families,
+                runs=plan.runs,
+                seed=args.seed,
+                grid_seeds=args.grid_seeds,
+                controller=str(Path(args.controller).resolve()) if args.controller else None,
+                controller_task=plan.controller_task,
+                config=plan.config,
+            )
+        except UnschedulableError as err:  # a Ray cluster without the resources a run needs
+            raise SystemExit(f"evaluate.py: error: {err}") from None
     comparison.config["wall_seconds"] = round(time.time() - started, 1)
-    write_report(comparison, out)
-    print((out / "results.md").read_text())
-    print(f"wrote {out} in {comparison.config['wall_seconds']:.0f} s")
-    return out
+    write_report(comparison, plan.out)
+    print((plan.out / "results.md").read_text())
+    print(f"wrote {plan.out} in {comparison.config['wall_seconds']:.0f} s")
+    return plan.out

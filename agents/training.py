@@ -52,7 +52,12 @@ from agents.ppo import (
     training_envs,
 )
 from agents.presets import get_preset
-from agents.ray_cluster import EnvActorLostError, RayMissingError, connect
+from agents.ray_cluster import (
+    EnvActorLostError,
+    RayMissingError,
+    UnschedulableError,
+    connect,
+)
 from agents.runs import (
     Checkpoint,
     RunDir,
@@ -183,6 +188,11 @@ def train_controller(
         signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
         raise UsageError(f"cannot build the training envs: {err}") from err
+    except UnschedulableError as err:
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        cluster.close()
+        raise SystemExit(f"train.py: error: {err}") from None
     except (EOFError, ConnectionError) as err:
         signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
