@@ -205,3 +205,30 @@ def test_resume_of_an_incomplete_config_names_what_is_missing(tmp_path, capsys, 
     code, err, _ = run_check(train.check, ["--resume", str(run)], capsys)
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "TrainConfig" not in err and str(run) in err
+
+
+@pytest.mark.parametrize("script", [train, evaluate])
+def test_help_fits_100_columns_on_a_wide_terminal(monkeypatch, capsys, script):
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit) as exit_info:
+        script.check(["--help"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_train_help_shows_what_a_plain_run_uses(capsys):
+    with pytest.raises(SystemExit):
+        train.check(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    # the cpu preset's (a plain run's), not the paper's 0.99 and 0
+    assert "Discount factor. (cpu: 1.0)" in text
+    assert "Gaussian policy. (cpu: -1.5)" in text
+
+
+def test_evaluate_help_describes_the_evaluation_settings_of_each_preset(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.check(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "smoke: task lrenv/Synthetic-v0" in text and "runs=3 per method" in text
+    assert "select_every" not in text and "ppo:" not in text  # training fields
