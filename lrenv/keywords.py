@@ -87,8 +87,8 @@ def check_env_id(env_id: str) -> EnvSpec:
     except gym.error.Error:
         ours = sorted(name for name in gym.registry if name.startswith("lrenv/"))
         raise ValueError(
-            f"unknown env id {env_id!r}; lrenv's ids: {', '.join(ours)} (an id of another "
-            "package: write it as 'module:id' to have Gymnasium import the module)"
+            f"{env_id!r} is not a registered environment; lrenv's ids: {', '.join(ours)} (an "
+            "id of another package: write it as 'module:id' to have Gymnasium import the module)"
         ) from None
 
 

@@ -14,7 +14,7 @@ from lrenv.vector import max_episode_steps
 
 @pytest.mark.parametrize("env_id", ["lrenvs/Synthetic-v0", "lrenv/Synthetic-v9"])
 def test_unknown_id_lists_lrenv_ids(env_id):
-    says = rf"unknown env id '{env_id}'; lrenv's ids: .*lrenv/Synthetic-v0"
+    says = rf"'{env_id}' is not a registered environment; lrenv's ids: .*lrenv/Synthetic-v0"
     with pytest.raises(ValueError, match=says):
         max_episode_steps(env_id, {})
     with pytest.raises(ValueError, match=says):
