@@ -157,7 +157,12 @@ def train_controller(
 
     base = None
     if checkpoint is None and not run.config_path.exists() and config.residual_over:
-        base = _base_for(run, config, args.progress)
+        try:
+            base = _base_for(run, config, args.progress)
+        except KeyboardInterrupt:
+            where = "interrupted while choosing the base"
+            print(f"\n{where}; continue with: python train.py --resume {run.path}")
+            raise SystemExit(130) from None
         config = config.with_overrides({"env_kwargs": base["env_kwargs"]})
     if batched and config.env_kwargs.get("optimizer", "sgd") != "sgd":
         batched = False  # batched trainees run plain SGD only (lrenv.vector)

@@ -76,12 +76,12 @@ def number(
         and value <= high
     )
     if not inside:
-        left = "(" if open_low else "["
-        span = f"in {left}{low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
-        if not math.isfinite(high) and not open_low:
-            span = f">= {low:g}"
-        if not math.isfinite(low) and not math.isfinite(high):
-            span = "finite"
+        if math.isfinite(high):
+            span = f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+        elif math.isfinite(low):
+            span = f"{'>' if open_low else '>='} {low:g}"
+        else:
+            span = "that is finite"
         extra = f" ({note})" if note else ""
         raise UsageError(f"{name} must be a number {span}{extra}, got {value!r}")
     return float(value)
