@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 """``prctl`` option: the signal this process gets when its parent dies (linux/prctl.h)."""
@@ -43,7 +44,7 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     with contextlib.suppress(OSError, IndexError):
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+        stat = Path(f"/proc/{pid}/stat").read_text()
         return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     return True
 
