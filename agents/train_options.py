@@ -145,9 +145,9 @@ def resolve(
         if differences:
             raise ValueError(
                 f"refusing to resume {run.path}: the flags given differ from the run's "
-                "configuration (config.json):\n  "
-                + "\n  ".join(differences)
-                + "\nA resume continues the same run: drop those flags, or start a new "
+                "configuration (config.json): "
+                + "; ".join(differences)
+                + ". A resume continues the same run: drop those flags, or start a new "
                 "run with another --out."
             )
         return config, run, run.last_checkpoint() if run.config_path.exists() else None
