@@ -16,31 +16,84 @@ agents/evaluation.py; the files written: agents/report.py). """
 
 from __future__ import annotations
 
-import argparse
+import copy
 import sys
 from pathlib import Path
 
-from agents.cli import add_dataclass_arguments
-from agents.evaluating import EvaluateOptions, evaluate_controller
-from agents.presets import PRESETS
+from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
+from agents.evaluating import EvaluateOptions, evaluate_controller, prepare
+from agents.presets import DEFAULT_PRESET, PRESETS, Preset
+from agents.validators import UsageError
+
+
+def describe_evaluation(preset: Preset) -> str:
+    """What ``--preset`` sets in evaluate.py: the task compared on (without a controller,
+    or with one trained on another), the runs per method and each baseline family's grid.
+
+    Args:
+        preset: a named preset.
+
+    Returns:
+        A few lines for ``--help``.
+    """
+    settings = preset.evaluation
+    grids = "; ".join(
+        f"{family} " + " x ".join(f"{k} {list(v)}" for k, v in grid.items())
+        for family, grid in settings.grids.items()
+    )
+    return (
+        f"{preset.name}: task {preset.env_id} env_kwargs={dict(preset.env_kwargs)}\n"
+        f"  runs={settings.runs} per method; grids (each family's best on validation): {grids}"
+    )
+
+
+def make_parser() -> Parser:
+    """The command line: every :class:`EvaluateOptions` field as a flag."""
+    return Parser(
+        prog="evaluate.py",
+        description=wrap(__doc__),
+        epilog=wrap(
+            "presets (--preset; default: the controller's preset, else "
+            f"{DEFAULT_PRESET}). A preset sets the task (unless the controller's own or "
+            "--env-id), the runs per method and the baselines' grids; --runs, --env-id and "
+            "--env-kwargs override them:\n\n"
+            + "\n\n".join(describe_evaluation(preset) for preset in PRESETS.values())
+        ),
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> EvaluateOptions:
     """Parse the command line; the docstrings of EvaluateOptions' fields are the help texts."""
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets (--preset):\n\n"
-        + "\n\n".join(preset.describe() for preset in PRESETS.values()),
-    )
+    parser = make_parser()
     add_dataclass_arguments(parser, EvaluateOptions)
     return EvaluateOptions(**vars(parser.parse_args(argv)))
+
+
+def check(argv: list[str] | None = None) -> EvaluateOptions:
+    """Parse and check the command line as :func:`main` does before any work, without
+    starting or writing anything; a usage error exits with one line and code 2.
+
+    Args:
+        argv: command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The options.
+    """
+    options = parse_args(argv)
+    try:
+        prepare(copy.copy(options))
+    except UsageError as err:
+        usage_error("evaluate.py", str(err))
+    return options
 
 
 def main(argv: list[str] | None = None) -> Path:
     """Run the comparison and write the report; return the output folder."""
     command = [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]
-    return evaluate_controller(parse_args(argv), command)
+    try:
+        return evaluate_controller(parse_args(argv), command)
+    except UsageError as err:
+        usage_error("evaluate.py", str(err))
 
 
 if __name__ == "__main__":

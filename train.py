@@ -21,36 +21,42 @@ stays intact and the command that continues the run is printed.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.cli import add_dataclass_arguments
+from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
 from agents.presets import DEFAULT_PRESET, PRESETS, PPOSettings
-from agents.train_options import TrainOptions, UsageError
-from agents.training import train_controller
+from agents.train_options import TrainOptions
+from agents.training import prepare, train_controller
+from agents.validators import UsageError
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The command line: :class:`Args` and every :class:`PPOSettings` field as flags."""
     presets = "\n\n".join(preset.describe() for preset in PRESETS.values())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="train.py",
-        description=__doc__.split("\n\n")[0].replace("\n", " "),
-        epilog=f"presets (--preset; default {DEFAULT_PRESET}):\n\n{presets}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=wrap(__doc__.split("\n\n")[0].replace("\n", " ")),
+        epilog=wrap(f"presets (--preset; default {DEFAULT_PRESET}):\n\n{presets}"),
     )
     add_dataclass_arguments(parser.add_argument_group("run"), TrainOptions)
     add_dataclass_arguments(
         parser.add_argument_group(
             "controller (PPO)",
-            "Unset flags take the preset's value; the defaults shown are the paper preset's.",
+            wrap(
+                f"Unset flags take the preset's value; the defaults shown are the "
+                f"{DEFAULT_PRESET} preset's, which a plain run uses."
+            ),
         ),
         PPOSettings,
+        default_label=f"{DEFAULT_PRESET}",
+        defaults=asdict(PRESETS[DEFAULT_PRESET].ppo),
     )
     return parser
 
@@ -72,6 +78,24 @@ def parse_args(
     return options, {k: v for k, v in given.items() if k in ppo_names}
 
 
+def check(argv: Sequence[str] | None = None) -> tuple[TrainOptions, dict[str, Any]]:
+    """Parse and check the command line as :func:`main` does before any work, without
+    starting or writing anything; a usage error exits with one line and code 2.
+
+    Args:
+        argv: command-line arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The options and the PPO settings given.
+    """
+    options, ppo = parse_args(argv)
+    try:
+        prepare(copy.copy(options), ppo)
+    except UsageError as err:
+        usage_error("train.py", str(err))
+    return options, ppo
+
+
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = ()) -> Path:
     """Train (or resume) a controller; return the run folder.
 
@@ -79,13 +103,12 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
         argv: command-line arguments (default ``sys.argv[1:]``).
         callbacks: extra stable-baselines3 callbacks (tests use one to interrupt a run).
     """
-    parser = make_parser()
     options, ppo = parse_args(argv)
     command = ["train.py", *(sys.argv[1:] if argv is None else argv)]
     try:
         return train_controller(options, ppo, callbacks, command)
     except UsageError as err:
-        parser.error(str(err))
+        usage_error("train.py", str(err))
 
 
 if __name__ == "__main__":

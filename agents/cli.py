@@ -14,6 +14,8 @@ import dataclasses
 import inspect
 import itertools
 import json
+import shutil
+import sys
 import textwrap
 import types
 import typing
@@ -44,6 +46,71 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+HELP_WIDTH = 100
+"""The widest line ``--help`` prints (narrower on a narrower terminal)."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help at most :data:`HELP_WIDTH` columns wide; the description and epilog keep their
+    line breaks (write them with :func:`wrap`)."""
+
+    def __init__(self, prog: str) -> None:
+        width = min(HELP_WIDTH, shutil.get_terminal_size((HELP_WIDTH, 24)).columns) - 2
+        super().__init__(prog, width=width, max_help_position=32)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr, exit code 2: the message
+    and a pointer to ``--help``, without the usage block above it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> typing.NoReturn:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` and exit with code 2."""
+        usage_error(self.prog, message)
+
+
+def usage_error(prog: str, message: str) -> typing.NoReturn:
+    """Exit with code 2 after one line (a few for a message of several) on stderr.
+
+    Args:
+        prog: the script's name.
+        message: what was wrong and how to fix it.
+    """
+    sys.stderr.write(f"{prog}: error: {message.strip()} (see {prog} --help)\n")
+    raise SystemExit(2)
+
+
+def wrap(text: str, width: int = HELP_WIDTH - 2) -> str:
+    """Wrap each line of ``text`` to ``width`` columns, keeping its indentation (a
+    continuation is indented two more).
+
+    Args:
+        text: lines of a description or an epilog.
+        width: the widest line.
+
+    Returns:
+        The wrapped text.
+    """
+    out = []
+    for line in text.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(
+            textwrap.fill(
+                line,
+                width,
+                subsequent_indent=indent + "  ",
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+            if line.strip()
+            else ""
+        )
+    return "\n".join(out)
+
+
 def json_object(text: str) -> dict[str, Any]:
     """Parse a JSON object given on the command line (argparse ``type``).
 
@@ -72,6 +139,7 @@ def add_dataclass_arguments(
     cls: type,
     *,
     default_label: str | None = "default",
+    defaults: dict[str, Any] | None = None,
 ) -> list[str]:
     """Add one ``--flag`` per field of ``cls``; unset flags stay out of the namespace.
 
@@ -82,6 +150,7 @@ def add_dataclass_arguments(
         parser: a parser or an argument group.
         cls: the dataclass.
         default_label: append ``(LABEL: default)`` to each help; None to leave it out.
+        defaults: the values to show instead of the fields' defaults (e.g. a preset's).
 
     Returns:
         The field names added (the ``dest`` of each flag).
@@ -93,6 +162,8 @@ def add_dataclass_arguments(
         kind = _base_type(hints[f.name])
         help_text = docs.get(f.name, "")
         default = f.default if f.default is not dataclasses.MISSING else None
+        if defaults is not None and f.name in defaults:
+            default = defaults[f.name]
         if default_label and default is not None:
             help_text += f" ({default_label}: {default})"
         flag = "--" + f.name.replace("_", "-")

@@ -20,11 +20,14 @@ from typing import Any
 
 import gymnasium as gym
 
+from agents import validators
 from agents.evaluation import candidates, run_comparison
-from agents.presets import DEFAULT_PRESET, PRESETS, get_preset
+from agents.presets import DEFAULT_PRESET, get_preset
+from agents.ray_cluster import UnschedulableError
 from agents.report import write_report
 from agents.runner import Runner
 from agents.tasks import BASELINES, Task, check_controller_fits, resolve_tasks
+from agents.validators import UsageError
 from lrenv.keywords import check_env_kwargs, is_task_set_id
 from lrenv.vector import trainee_device
 
@@ -109,47 +112,91 @@ def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
     return RayRunner(threads=args.threads, progress=args.progress)
 
 
-def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
-    """Run the comparison and write the report: options in, results folder out.
+@dataclass
+class Plan:
+    """A comparison as :func:`prepare` resolved it: what :func:`evaluate_controller` runs."""
+
+    task: Task
+    baseline_task: Task
+    controller_task: Task | None
+    families: dict[str, Any]
+    runs: int
+    workers: int
+    batched: bool
+    out: Path
+    config: dict[str, Any]
+
+
+def check_evaluate_options(args: EvaluateOptions) -> None:
+    """Check each option on its own (one validator each); the tasks are checked by
+    :func:`prepare`.
+
+    Raises:
+        UsageError: naming the first bad option.
+    """
+    if args.preset is not None:
+        validators.check_preset(args.preset)
+    for name in ("env_kwargs", "baseline_env_kwargs"):
+        if not isinstance(getattr(args, name), dict):
+            raise UsageError(f"{name} must be a JSON object, got {getattr(args, name)!r}")
+    if args.runs is not None:
+        validators.integer("runs", args.runs, 1, 10_000, "evaluation runs per method")
+    validators.integer("grid_seeds", args.grid_seeds, 1, 1000, "seeds per candidate schedule")
+    validators.check_seed(args.seed)
+    if args.workers is not None:
+        validators.integer("workers", args.workers, 1, 1024, "1 runs here")
+    validators.check_threads(args.threads)
+    validators.integer("max_batch", args.max_batch, 1, note="runs trained together")
+    validators.check_ray_address(args.ray)
+    validators.check_baselines(args.baselines)
+    for name in ("env_id", "baseline_from"):
+        if getattr(args, name) is not None:
+            validators.check_env_id(getattr(args, name))
+    for name in ("batched", "progress"):
+        if getattr(args, name) is not None:
+            validators.boolean(name, getattr(args, name))
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+
+
+def prepare(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Plan:
+    """Check every option, the controller file and every task's env keywords, and resolve
+    the comparison; nothing is started or written (evaluate.py's checks, callable alone).
 
     Args:
-        args: the options (evaluate.py's flags).
+        args: the options (evaluate.py's flags); ``args.controller`` becomes the
+            controller's code-free file.
         command: the command line recorded in results.json.
 
     Returns:
-        The output folder (results.json, results.md, trajectories.json, figures).
+        The resolved comparison.
 
     Raises:
-        SystemExit: with a one-line message, for options that cannot make a comparison.
+        UsageError: naming the first option that cannot make a comparison.
     """
-    started = time.time()
+    try:
+        return _prepare(args, command)
+    except UsageError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
+        raise UsageError(str(err)) from err
 
+
+def _prepare(args: EvaluateOptions, command: Sequence[str]) -> Plan:
+    check_evaluate_options(args)
     controller_config: dict[str, Any] = {}
     if args.controller:
-        from lrenv.controller import Controller, ControllerFileError, controller_file
+        from lrenv.controller import Controller, controller_file
 
-        try:
-            # the code-free file, which each worker reads again (nothing is unpickled)
-            args.controller = str(controller_file(args.controller))
-            controller = Controller.load(args.controller)
-        except ControllerFileError as err:
-            raise SystemExit(str(err)) from err
+        # the code-free file, which each worker reads again (nothing is unpickled)
+        args.controller = str(controller_file(args.controller))
+        controller = Controller.load(args.controller)
         controller_config = controller.config
-    preset_name = args.preset or controller_config.get("preset") or DEFAULT_PRESET
-    if preset_name not in PRESETS:
-        raise SystemExit(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
-    preset = get_preset(preset_name)
+    preset = get_preset(
+        validators.check_preset(args.preset or controller_config.get("preset") or DEFAULT_PRESET)
+    )
     settings = preset.evaluation
     runs = args.runs if args.runs is not None else settings.runs
-    evaluated_id = args.env_id or controller_config.get("env_id") or preset.env_id
-    try:
-        on_task_set = is_task_set_id(evaluated_id)
-    except ValueError as err:
-        raise SystemExit(str(err)) from err
-    if on_task_set:
-        return _evaluate_zero_shot(
-            args, preset, controller_config, evaluated_id, runs, started, command
-        )
 
     task, baseline_task, controller_task = resolve_tasks(
         preset.env_id,
@@ -161,47 +208,38 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
         baseline_env_kwargs=args.baseline_env_kwargs,
     )
     if args.controller:
-        try:
-            check_controller_fits(controller.observation_size, task)
-        except ValueError as err:
-            raise SystemExit(str(err)) from err
+        check_controller_fits(controller.observation_size, task)
         del controller  # each worker loads its own copy
 
-    wanted = [b for b in args.baselines.split(",") if b and b != "none"]
-    unknown = set(wanted) - set(BASELINES)
-    if unknown:
-        raise SystemExit(f"unknown baselines {sorted(unknown)}; choose from {', '.join(BASELINES)}")
+    wanted = validators.check_baselines(args.baselines)
     try:
         families = candidates(settings.grids, [b for b in BASELINES if b in wanted])
     except ValueError as err:
-        raise SystemExit(f"preset {preset.name!r}: {err}") from err
+        raise UsageError(f"preset {preset.name!r}: {err}") from err
 
+    started = time.time()
     out = Path(
         args.out
         or f"runs/eval__{task.env_id.split('/')[-1]}__{preset.name}__{args.seed}__{int(started)}"
     )
-    threads = args.threads
-    try:
-        for each in (task, baseline_task, controller_task):
-            if each is not None:  # here, not as a worker's traceback
-                check_env_kwargs(each.env_id, each.env_kwargs)
-        batched = (
-            args.batched
-            if args.batched is not None
-            else trainee_device(task.env_id, task.env_kwargs).type == "cuda"
-        )
-    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
-        raise SystemExit(str(err)) from err
+    for each in (task, baseline_task, controller_task):
+        if each is not None:  # here, not as a worker's traceback
+            check_env_kwargs(each.env_id, each.env_kwargs)
+    batched = (
+        args.batched
+        if args.batched is not None
+        else trainee_device(task.env_id, task.env_kwargs).type == "cuda"
+    )
     if args.ray is not None:  # a Ray task per trainee, never batched
         if args.batched:
-            raise SystemExit("--ray runs each trainee as its own Ray task; drop --batched")
+            raise UsageError("--ray runs each trainee as its own Ray task; drop --batched")
         batched = False
     workers = args.workers if args.workers is not None else 1 if batched else _cores()
     config = {
         **dataclasses.asdict(args),
         "preset": preset.name,
         "runs": runs,
-        "threads": threads,
+        "threads": args.threads,
         "workers": workers,
         "batched": batched,
         "baseline_grids": {
@@ -210,36 +248,97 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
         "controller_config": controller_config,
         "command": " ".join(command),
     }
-    print(f"evaluating on {task.describe()}; baselines chosen on {baseline_task.describe()}")
+    return Plan(task, baseline_task, controller_task, families, runs, workers, batched, out, config)
+
+
+def _zero_shot_target(args: EvaluateOptions) -> tuple[Any, dict[str, Any], str, int] | None:
+    """``(preset, controller config, env id, runs)`` when the comparison is on a task set
+    (the controller was trained on one, or ``--env-id`` names one): the zero-shot
+    protocol; else ``None``.
+
+    Raises:
+        UsageError: for a bad option or controller file.
+    """
+    check_evaluate_options(args)
+    controller_config: dict[str, Any] = {}
+    try:
+        if args.controller:
+            from lrenv.controller import Controller, controller_file
+
+            args.controller = str(controller_file(args.controller))
+            controller_config = Controller.load(args.controller).config
+        preset = get_preset(
+            validators.check_preset(
+                args.preset or controller_config.get("preset") or DEFAULT_PRESET
+            )
+        )
+        env_id = args.env_id or controller_config.get("env_id") or preset.env_id
+        if not is_task_set_id(env_id):
+            return None
+    except UsageError:
+        raise
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from err
+    runs = args.runs if args.runs is not None else preset.evaluation.runs
+    return preset, controller_config, env_id, runs
+
+
+def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
+    """Run the comparison and write the report: options in, results folder out.
+
+    Args:
+        args: the options (evaluate.py's flags).
+        command: the command line recorded in results.json.
+
+    Returns:
+        The output folder (results.json, results.md, trajectories.json, figures).
+
+    Raises:
+        UsageError: for options that cannot make a comparison, before any work starts
+            (:func:`prepare`).
+        SystemExit: with a one-line message, when ``--ray`` is given and Ray is missing,
+            or its cluster cannot place a run.
+    """
+    started = time.time()
+    target = _zero_shot_target(args)
+    if target is not None:
+        return _evaluate_zero_shot(args, *target, started, command)
+    plan = prepare(args, command)
+    print(
+        f"evaluating on {plan.task.describe()}; baselines chosen on {plan.baseline_task.describe()}"
+    )
     with contextlib.ExitStack() as stack:
         if args.ray is None:
             runner = Runner(
-                workers,
-                threads=threads,
+                plan.workers,
+                threads=args.threads,
                 progress=args.progress,
-                batched=batched,
+                batched=plan.batched,
                 max_batch=args.max_batch,
             )
         else:
             runner = _ray_runner(args, stack)
         stack.enter_context(runner)
-        comparison = run_comparison(
-            runner,
-            task,
-            baseline_task,
-            families,
-            runs=runs,
-            seed=args.seed,
-            grid_seeds=args.grid_seeds,
-            controller=str(Path(args.controller).resolve()) if args.controller else None,
-            controller_task=controller_task,
-            config=config,
-        )
+        try:
+            comparison = run_comparison(
+                runner,
+                plan.task,
+                plan.baseline_task,
+                plan.families,
+                runs=plan.runs,
+                seed=args.seed,
+                grid_seeds=args.grid_seeds,
+                controller=str(Path(args.controller).resolve()) if args.controller else None,
+                controller_task=plan.controller_task,
+                config=plan.config,
+            )
+        except UnschedulableError as err:  # a Ray cluster without the resources a run needs
+            raise SystemExit(f"evaluate.py: error: {err}") from None
     comparison.config["wall_seconds"] = round(time.time() - started, 1)
-    write_report(comparison, out)
-    print((out / "results.md").read_text())
-    print(f"wrote {out} in {comparison.config['wall_seconds']:.0f} s")
-    return out
+    write_report(comparison, plan.out)
+    print((plan.out / "results.md").read_text())
+    print(f"wrote {plan.out} in {comparison.config['wall_seconds']:.0f} s")
+    return plan.out
 
 
 def _evaluate_zero_shot(
@@ -278,7 +377,7 @@ def _evaluate_zero_shot(
         if args.controller:
             check_controller_fits(controller_observation_size(args.controller), Task(env_id, given))
     except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(str(err)) from err
+        raise UsageError(str(err)) from err
     workers = args.workers if args.workers is not None else _cores()
     out = Path(
         args.out

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -57,6 +58,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from agents.checkpoints import restore_normalization
+from agents.lifeline import die_with_parent
 from agents.presets import PPOSettings
 from agents.vec_env import make_batched_vec_env
 from lrenv.checks import check_integer
@@ -364,7 +366,8 @@ def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
     except (ConnectionError, EOFError) as err:
         # raises the error the worker met, with its traceback (make_env, not the worker's
         # factory, which would make this process ignore Ctrl-C)
-        make_env(*factory.args, **factory.keywords).close()
+        keywords = {k: v for k, v in factory.keywords.items() if k != "main_pid"}
+        make_env(*factory.args[:3], **keywords).close()
         raise RuntimeError(
             f"a SubprocVecEnv worker died while making {factory.args[0]!r}, though the env "
             "can be made in this process; see the worker's output above"
@@ -372,12 +375,17 @@ def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
 
 
 def worker_env(
-    env_id: str, env_kwargs: Mapping[str, Any], torch_threads: int | None = None
+    env_id: str,
+    env_kwargs: Mapping[str, Any],
+    torch_threads: int | None = None,
+    main_pid: int | None = None,
 ) -> gym.Env:
     """:func:`make_env` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C and SIGTERM to
     the main process: it saves, prints how to continue and closes the workers, which then
-    exit quietly instead of each printing a traceback.
+    exit quietly instead of each printing a traceback. The worker dies with the main
+    process ``main_pid`` (:func:`agents.lifeline.die_with_parent`), however that dies.
     """
+    die_with_parent(main_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return make_env(env_id, env_kwargs, torch_threads)
@@ -474,7 +482,7 @@ def training_envs(
     else:
         threads = torch_threads if n_envs > 1 else None
         if n_envs > 1:
-            factory = functools.partial(worker_env, env_id, dict(env_kwargs), threads)
+            factory = functools.partial(worker_env, env_id, dict(env_kwargs), threads, os.getpid())
             venv = subproc_vec_env(factory, n_envs)
         else:
             venv = DummyVecEnv([functools.partial(make_env, env_id, dict(env_kwargs), None)])

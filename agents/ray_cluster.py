@@ -35,6 +35,73 @@ class RayMissingError(ImportError):
     """Ray is needed (``--ray``) but cannot be imported."""
 
 
+class UnschedulableError(RuntimeError):
+    """Trainees (Ray actors or tasks) that the cluster cannot place: no node has the
+    resources one asks for, or they did not start within the timeout."""
+
+
+SCHEDULE_TIMEOUT = 300.0
+"""Seconds the trainees' actors may take to start before :func:`wait_started` gives up
+(a busy cluster frees resources within minutes; a cluster that lacks them never does)."""
+
+
+def _resources_text(resources: dict[str, float]) -> str:
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    return f"{cpus:g} CPU(s), {gpus:g} GPU(s)"
+
+
+def check_schedulable(ray: ModuleType, cpus: int, gpus: float, what: str = "trainee") -> None:
+    """Raise :class:`UnschedulableError` when no live node of the connected cluster has
+    the resources one trainee asks for (it would wait forever).
+
+    Args:
+        ray: the connected ``ray`` module.
+        cpus: CPUs one trainee asks for.
+        gpus: GPUs one trainee asks for.
+        what: what is being placed, for the message.
+    """
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0.0) >= cpus and n.get("GPU", 0.0) >= gpus for n in nodes):
+        return
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    missing = []
+    if not any(n.get("CPU", 0.0) >= cpus for n in nodes):
+        missing.append(f"a node with {cpus} CPU(s)")
+    if gpus and not any(n.get("GPU", 0.0) >= gpus for n in nodes):
+        missing.append(f"a node with {gpus:g} GPU(s)")
+    raise UnschedulableError(
+        f"no node of the Ray cluster can run a {what}: it asks for {cpus} CPU(s) and {gpus:g} "
+        f"GPU(s); missing: {' and '.join(missing) or 'both on one node'} (largest node: "
+        f"{_resources_text(largest)}). Lower --threads, or use the env keyword "
+        '"device": "cpu", or add such a node.'
+    )
+
+
+def wait_started(
+    ray: ModuleType,
+    refs: list[Any],
+    cpus: int,
+    gpus: float,
+    timeout: float = SCHEDULE_TIMEOUT,
+    what: str = "trainee actors",
+) -> None:
+    """Wait until every one of ``refs`` (a first call to each actor) has returned.
+
+    Raises:
+        UnschedulableError: after ``timeout`` seconds, naming what each asks for and what
+            the cluster has free.
+    """
+    _, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    if pending:
+        raise UnschedulableError(
+            f"{len(pending)} of {len(refs)} {what} did not start within {timeout:g} s: each "
+            f"asks for {cpus} CPU(s) and {gpus:g} GPU(s); the cluster has "
+            f"{_resources_text(ray.available_resources())} free of "
+            f"{_resources_text(ray.cluster_resources())}. Free resources, lower --n-envs or "
+            "--threads, or add nodes."
+        )
+
+
 def import_ray() -> ModuleType:
     """Import Ray, or say how to install it.
 

@@ -28,7 +28,7 @@ import ray
 from tqdm.auto import tqdm
 
 from agents.jobs import EnvCache, Job, RunResult, run_job
-from agents.ray_cluster import actor_options, trainee_gpus
+from agents.ray_cluster import actor_options, check_schedulable, trainee_gpus
 
 _WORKER_CACHE: EnvCache | None = None
 """Envs and controllers of this Ray worker process, kept between its tasks."""
@@ -87,6 +87,8 @@ class RayRunner:
         """Results in the order of ``jobs``; the first failure is raised."""
         controllers: dict[str, Any] = {}
         futures = []
+        for gpus in {trainee_gpus(job.task.env_kwargs) for job in jobs}:
+            check_schedulable(ray, self.threads, gpus, "run")  # else it waits forever
         for job in jobs:
             blob = None
             if job.controller is not None:

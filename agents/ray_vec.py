@@ -39,7 +39,14 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from agents.ray_cluster import EnvActorLostError, actor_options
+from agents.ray_cluster import (
+    SCHEDULE_TIMEOUT,
+    EnvActorLostError,
+    UnschedulableError,
+    actor_options,
+    check_schedulable,
+    wait_started,
+)
 from lrenv.checks import check_integer
 
 LOST = (RayActorError, ActorUnavailableError)
@@ -152,6 +159,9 @@ class RayVecEnv(VecEnv):
         gpus: GPUs of each actor (1 for a CUDA trainee).
         max_restarts: how often one env's actor may be lost and started again before the
             run ends with :class:`EnvActorLostError`.
+        schedule_timeout: seconds the actors may take to start; then
+            :class:`agents.ray_cluster.UnschedulableError` names the resources missing
+            (at once when no node has them).
     """
 
     def __init__(
@@ -162,18 +172,27 @@ class RayVecEnv(VecEnv):
         torch_threads: int = 1,
         gpus: float = 0.0,
         max_restarts: int = 3,
+        schedule_timeout: float = SCHEDULE_TIMEOUT,
     ) -> None:
         check_integer(n_envs, "n_envs")
         self._make = lambda: RemoteEnvWorker.options(**actor_options(torch_threads, gpus)).remote(
             env_id, dict(env_kwargs), torch_threads
         )
+        check_schedulable(ray, torch_threads, gpus)
         self.actors = [self._make() for _ in range(n_envs)]
         self.max_restarts = max_restarts
         self.restarts = [0] * n_envs
         self._starts: list[dict[str, Any] | None] = [None] * n_envs
         self._actions: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
         self._pending: list[ray.ObjectRef] = []
-        observation_space, action_space = ray.get(self.actors[0].spaces.remote())
+        started = [actor.spaces.remote() for actor in self.actors]
+        try:
+            wait_started(ray, started, torch_threads, gpus, schedule_timeout)
+        except UnschedulableError:
+            for actor in self.actors:
+                ray.kill(actor, no_restart=True)
+            raise
+        observation_space, action_space = ray.get(started[0])
         super().__init__(n_envs, observation_space, action_space)
 
     # --- stepping -------------------------------------------------------------------------

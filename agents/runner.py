@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -17,12 +18,14 @@ from tqdm.auto import tqdm
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.jobs import EnvCache, Job, RunResult, run_batch, run_job, task_key
+from agents.lifeline import die_with_parent
 from lrenv.checks import check_integer
 from lrenv.threads import torch_threads
 
 
-def _init_worker(threads: int | None) -> None:
+def _init_worker(threads: int | None, main_pid: int | None = None) -> None:
     global _WORKER_CACHE
+    die_with_parent(main_pid)  # no worker outlives the process that started the pool
     _WORKER_CACHE = EnvCache()
     if threads is not None:
         import torch
@@ -125,7 +128,7 @@ class Runner:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.threads,),
+                initargs=(self.threads, os.getpid()),
             )
         return self
 

@@ -29,13 +29,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from agents import validators
 from agents.checkpoints import (
     EPISODE_STATS_FILE,
     LEGACY_NORMALIZATION_FILE,
@@ -47,7 +48,6 @@ from agents.checkpoints import (
 )
 from agents.controller import save_controller
 from agents.presets import PPOSettings, Preset, without_task_keys
-from lrenv.checks import check_integer
 from lrenv.controller import CONTROLLER_FILE, ZIP_FILE
 from lrenv.files import atomic_path, umask
 
@@ -115,7 +115,24 @@ class TrainConfig:
             The configuration.
         """
         data = dict(data)
-        data["ppo"] = PPOSettings(**data.get("ppo", {}))
+        required = [
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        ]
+        missing = [name for name in required if name not in data]
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        ppo = data.get("ppo", {})
+        if isinstance(ppo, Mapping):
+            unknown += [
+                f"ppo.{k}" for k in sorted(set(ppo) - {f.name for f in fields(PPOSettings)})
+            ]
+        if missing or unknown or not isinstance(ppo, Mapping):
+            what = [f"lacks {', '.join(missing)}"] if missing else []
+            what += [f"has unknown {', '.join(unknown)}"] if unknown else []
+            what += [] if isinstance(ppo, Mapping) else ["its ppo is not an object"]
+            raise ValueError(
+                f"the configuration {' and '.join(what)}: it is not one train.py wrote"
+            )
+        data["ppo"] = PPOSettings(**ppo)
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,10 +169,21 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
-        """Raise ValueError, saying what to change, for a configuration that cannot run."""
-        for name in ("episodes", "n_envs", "select_seeds"):
-            check_integer(getattr(self, name), name)
-        check_integer(self.select_every, "select_every", 0, "an integer >= 0 (0: off)")
+        """Raise ValueError (:class:`agents.validators.UsageError`), saying what to change,
+        for a configuration that cannot run; the env keywords are checked apart
+        (:func:`lrenv.keywords.check_env_kwargs`)."""
+        validators.check_preset(self.preset)
+        validators.check_env_id(self.env_id)
+        if not isinstance(self.env_kwargs, dict):
+            raise validators.UsageError(f"env_kwargs must be an object, got {self.env_kwargs!r}")
+        validators.integer("episodes", self.episodes, 1, note="trainee episodes")
+        validators.integer("n_envs", self.n_envs, 1, 256, "trainees trained at once")
+        validators.integer("select_seeds", self.select_seeds, 1, note="validation episodes each")
+        validators.integer("select_every", self.select_every, 0, note="0: keep the last policy")
+        validators.check_seed(self.seed)
+        validators.boolean("recurrent", self.recurrent)
+        validators.check_residual_over(self.residual_over)
+        validators.check_ppo(self.ppo)
         if self.episodes % self.n_envs:
             raise ValueError(
                 f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "
@@ -166,7 +194,6 @@ class TrainConfig:
                 f"episodes_per_rollout ({self.ppo.episodes_per_rollout}) must be a multiple "
                 f"of n_envs ({self.n_envs})"
             )
-        check_integer(self.ppo.hidden, "hidden")
 
     @property
     def algorithm(self) -> str:

@@ -2,7 +2,8 @@
 
 :class:`TrainOptions` are train.py's flags (and :func:`agents.training.train_controller`'s
 input); :func:`resolve` turns them into the configuration, the run folder and the
-checkpoint to continue from; a run that cannot start raises :class:`UsageError`, which
+checkpoint to continue from; a run that cannot start raises
+:class:`agents.validators.UsageError`, which
 train.py prints as a usage error.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.checkpoints import read_json_file
 from agents.presets import DEFAULT_PRESET, get_preset
 from agents.runs import (
     Checkpoint,
@@ -22,12 +24,10 @@ from agents.runs import (
 )
 from lrenv.vector import trainee_device
 
-
-class UsageError(ValueError):
-    """Options that cannot make a run (train.py prints the message as a usage error)."""
-
-
 DEFAULT_CHECKPOINT_EVERY = 20
+BASE_FILE = "base_selection.json"
+"""The residual controller's base schedule, as chosen, and the configuration before it
+(agents.training writes it)."""
 
 CONFIG_FIELDS = (
     "preset",
@@ -136,18 +136,21 @@ def resolve(
         run = RunDir(args.resume)
         if args.out is not None and Path(args.out).resolve() != run.path.resolve():
             raise ValueError("--out and --resume name different folders; give only --resume")
-        saved = run.read_config()["config"]
-        config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+        saved = _saved_config(run)
+        try:
+            config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"cannot resume {run.path}: {err}") from err
         differences = config_differences(saved, config.to_dict())
         if differences:
             raise ValueError(
                 f"refusing to resume {run.path}: the flags given differ from the run's "
-                "configuration (config.json):\n  "
-                + "\n  ".join(differences)
-                + "\nA resume continues the same run: drop those flags, or start a new "
+                "configuration (config.json): "
+                + "; ".join(differences)
+                + ". A resume continues the same run: drop those flags, or start a new "
                 "run with another --out."
             )
-        return config, run, run.last_checkpoint()
+        return config, run, run.last_checkpoint() if run.config_path.exists() else None
     preset = get_preset(task.pop("preset", DEFAULT_PRESET))
     config = TrainConfig.from_preset(preset).with_overrides(task, ppo)
     config.validate()
@@ -159,6 +162,16 @@ def resolve(
             f"{run.path} or choose another --out"
         )
     return config, run, None
+
+
+def _saved_config(run: RunDir) -> dict[str, Any]:
+    """The configuration of the run in ``run``: its config.json's, or, for a run killed
+    during its base selection (before config.json), the one saved with that selection."""
+    if not run.config_path.exists() and (run.path / BASE_FILE).is_file():
+        document = read_json_file(run.path / BASE_FILE)
+        if isinstance(document, dict) and isinstance(document.get("config"), dict):
+            return document["config"]
+    return run.read_config()["config"]
 
 
 def use_batched(args: TrainOptions, config: TrainConfig) -> bool:

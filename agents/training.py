@@ -27,6 +27,7 @@ from stable_baselines3.common.logger import HParam
 from stable_baselines3.common.vec_env import VecEnv
 
 import lrenv
+from agents import validators
 from agents.callbacks import (
     NON_TENSORBOARD,
     EpisodeCheckpointer,
@@ -34,7 +35,13 @@ from agents.callbacks import (
     tensorboard_logger,
     write_now,
 )
-from agents.checkpoints import CheckpointError, load_model, pickled_entries, read_normalization
+from agents.checkpoints import (
+    CheckpointError,
+    load_model,
+    pickled_entries,
+    read_json_file,
+    read_normalization,
+)
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
@@ -45,7 +52,12 @@ from agents.ppo import (
     training_envs,
 )
 from agents.presets import get_preset
-from agents.ray_cluster import EnvActorLostError, RayMissingError, connect
+from agents.ray_cluster import (
+    EnvActorLostError,
+    RayMissingError,
+    UnschedulableError,
+    connect,
+)
 from agents.runs import (
     Checkpoint,
     RunDir,
@@ -62,15 +74,23 @@ from agents.selection import (
 )
 from agents.tasks import Task
 from agents.train_options import (
+    BASE_FILE,
     CONFIG_FIELDS,
     DEFAULT_CHECKPOINT_EVERY,
     TrainOptions,
-    UsageError,
     describe,
     resolve,
     use_batched,
 )
+from agents.validators import UsageError
 from lrenv.keywords import check_env_kwargs
+from lrenv.vector import max_episode_steps
+
+BASE_SEEDS = 2
+"""Selection seeds per candidate of the base (evaluate.py's default ``--grid-seeds``)."""
+# keywords the base selection sets (a residual action over a schedule), to check the
+# user's keywords with them before the selection runs
+RESIDUAL_PROBE = {"action_mode": "residual", "base_schedule": {"kind": "constant", "lr": 0.1}}
 
 
 def segment_seed(seed: int, episodes_done: int) -> int:
@@ -124,19 +144,7 @@ def train_controller(
             that continues the run from its last checkpoint (code 130); when Ray is
             missing or an env actor was lost too often.
     """
-    task = {k: getattr(args, k) for k in CONFIG_FIELDS if getattr(args, k) is not None}
-    ppo = {k: v for k, v in (ppo or {}).items() if v is not None}
-    try:
-        config, run, checkpoint = resolve(args, task, ppo)
-        check_env_kwargs(config.env_id, config.env_kwargs)
-        batched = use_batched(args, config)
-        normalization = _check_checkpoint(checkpoint, args.trust_pickle)
-    except (ValueError, TypeError, FileNotFoundError, gymnasium.error.Error) as err:
-        raise UsageError(str(err)) from err
-    if args.ray is not None and batched:
-        if args.batched:
-            raise UsageError("--ray runs each trainee in its own Ray actor; drop --batched")
-        batched = False
+    config, run, checkpoint, batched, normalization = prepare(args, ppo)
     if checkpoint is not None and checkpoint.progress.get("finished"):
         print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
         return run.path
@@ -149,16 +157,15 @@ def train_controller(
 
     base = None
     if checkpoint is None and not run.config_path.exists() and config.residual_over:
-        base = _choose_base(config, args.progress)
+        try:
+            base = _base_for(run, config, args.progress)
+        except KeyboardInterrupt:
+            where = "interrupted while choosing the base"
+            print(f"\n{where}; continue with: python train.py --resume {run.path}")
+            raise SystemExit(130) from None
         config = config.with_overrides({"env_kwargs": base["env_kwargs"]})
     if batched and config.env_kwargs.get("optimizer", "sgd") != "sgd":
-        # batched trainees run plain SGD only (lrenv.vector)
-        if args.batched:
-            raise UsageError(
-                f"--batched trains plain SGD only, but this run's trainees use optimizer="
-                f"{config.env_kwargs['optimizer']!r}; drop --batched"
-            )
-        batched = False
+        batched = False  # batched trainees run plain SGD only (lrenv.vector)
 
     cluster = contextlib.ExitStack()
     if args.ray is not None:
@@ -186,6 +193,11 @@ def train_controller(
         signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
         raise UsageError(f"cannot build the training envs: {err}") from err
+    except UnschedulableError as err:
+        signal.signal(signal.SIGTERM, sigterm)
+        torch.set_num_threads(threads)
+        cluster.close()
+        raise SystemExit(f"train.py: error: {err}") from None
     except (EOFError, ConnectionError) as err:
         signal.signal(signal.SIGTERM, sigterm)
         torch.set_num_threads(threads)
@@ -249,6 +261,85 @@ def train_controller(
         cluster.close()
 
 
+def prepare(
+    args: TrainOptions, ppo: Mapping[str, Any] | None = None
+) -> tuple[TrainConfig, RunDir, Checkpoint | None, bool, dict[str, Any] | None]:
+    """Check every option, PPO setting and env keyword, and resolve the run; nothing is
+    started or written (train.py's checks, callable on their own).
+
+    Args:
+        args: the options (train.py's flags).
+        ppo: PPO settings to change from the preset's.
+
+    Returns:
+        The configuration, the run folder, the checkpoint to continue from, whether the
+        trainees train batched, and the checkpoint's normalisation statistics.
+
+    Raises:
+        UsageError: naming the first option that cannot make a run.
+    """
+    try:
+        check_train_options(args)
+        task = {k: getattr(args, k) for k in CONFIG_FIELDS if getattr(args, k) is not None}
+        ppo = {k: v for k, v in (ppo or {}).items() if v is not None}
+        validators.check_ppo(ppo)
+        config, run, checkpoint = resolve(args, task, ppo)
+        config.validate()
+        check_env_kwargs(config.env_id, config.env_kwargs)
+        if config.residual_over:  # the base's keywords, as the selection will set them
+            check_env_kwargs(config.env_id, {**config.env_kwargs, **RESIDUAL_PROBE})
+        decisions = max_episode_steps(config.env_id, config.env_kwargs)
+        rollout_shape(config.ppo, decisions, config.n_envs)
+        batched = use_batched(args, config)
+        normalization = _check_checkpoint(checkpoint, args.trust_pickle)
+    except UsageError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError, gymnasium.error.Error) as err:
+        raise UsageError(str(err)) from err
+    if args.ray is not None and batched:
+        if args.batched:
+            raise UsageError("--ray runs each trainee in its own Ray actor; drop --batched")
+        batched = False
+    optimizer = config.env_kwargs.get("optimizer", "sgd")
+    if args.batched and optimizer != "sgd":
+        raise UsageError(
+            f"--batched trains plain SGD only, but this run's trainees use optimizer="
+            f"{optimizer!r}; drop --batched"
+        )
+    if args.batched and checkpoint is None and "schedule_free" in config.residual_over:
+        raise UsageError(
+            "--batched trains plain SGD only, and a schedule_free base (--residual-over) "
+            "trains with its own optimizer; drop --batched or schedule_free"
+        )
+    return config, run, checkpoint, batched, normalization
+
+
+def check_train_options(args: TrainOptions) -> None:
+    """Check the options that are not part of the run's configuration (those are
+    :meth:`TrainConfig.validate`'s): one validator each.
+
+    Raises:
+        UsageError: naming the first bad option.
+    """
+    if args.preset is not None:
+        validators.check_preset(args.preset)
+    if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
+        raise UsageError(f"env_kwargs must be a JSON object, got {args.env_kwargs!r}")
+    for name, low in (("checkpoint_every", 0), ("figure_every", 0)):
+        if getattr(args, name) is not None:
+            validators.integer(name, getattr(args, name), low, note="0: off")
+    validators.check_threads(args.threads)
+    validators.check_ray_address(args.ray)
+    validators.check_device(args.device)
+    for name in ("batched", "progress", "trust_pickle"):
+        if getattr(args, name) is not None:
+            validators.boolean(name, getattr(args, name))
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+    if args.resume is not None and not Path(args.resume).is_dir():
+        raise UsageError(f"--resume {args.resume}: no such folder")
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     """SIGTERM handler: stop as Ctrl-C does (the last checkpoint stays; the resume command
     is printed)."""
@@ -287,7 +378,7 @@ def _runtime_option(
         return given
     if checkpoint is not None and name in checkpoint.progress:
         return checkpoint.progress[name]
-    runtime = run.read_config().get("runtime") or {}
+    runtime = (run.read_config().get("runtime") if run.config_path.exists() else None) or {}
     return runtime.get(name, DEFAULT_CHECKPOINT_EVERY)
 
 
@@ -403,20 +494,53 @@ def _train(
     return run.path
 
 
+def base_request(config: TrainConfig) -> dict[str, Any]:
+    """What decides a residual controller's base: the task, the families, their grids."""
+    grids = get_preset(config.preset).evaluation.grids
+    families = [f for f in config.residual_over.split(",") if f]
+    return {
+        "env_id": config.env_id,
+        "env_kwargs": config.to_dict()["env_kwargs"],
+        "families": families,
+        "grids": {f: {k: list(v) for k, v in grids[f].items()} for f in families if f in grids},
+        "n_seeds": BASE_SEEDS,
+    }
+
+
+def _base_for(run: RunDir, config: TrainConfig, progress: bool) -> dict[str, Any]:
+    """The base schedule, chosen once: saved in the run folder (:data:`BASE_FILE`) with the
+    configuration before it is applied, so that a run killed after the choice resumes
+    without making it again (``--resume`` reads the configuration from that file until
+    config.json exists)."""
+    path = run.path / BASE_FILE
+    request = base_request(config)
+    if path.is_file():
+        saved = read_json_file(path)
+        if isinstance(saved, dict) and saved.get("request") == request and saved.get("base"):
+            base = saved["base"]
+            print(f"the base schedule chosen before ({path}): {base['family']} {base['schedule']}")
+            return base
+    run.path.mkdir(parents=True, exist_ok=True)
+    document = {"config": config.to_dict(), "request": request, "base": None}
+    write_json_atomic(path, document)
+    print(f"(if interrupted, continue with: python train.py --resume {run.path})")
+    base = _choose_base(config, progress)
+    write_json_atomic(path, {**document, "base": base})
+    return base
+
+
 def _choose_base(config: TrainConfig, progress: bool) -> dict[str, Any]:
     """The residual controller's base: the best of ``config.residual_over`` on validation."""
     families = [f for f in config.residual_over.split(",") if f]
     print(f"choosing the base schedule among {', '.join(families)} on validation")
-    try:
-        base = choose_base(
-            Task(config.env_id, config.env_kwargs),
-            get_preset(config.preset).evaluation.grids,
-            families,
-            workers=config.n_envs,
-            progress=progress,
-        )
-    except ValueError as err:
-        raise SystemExit(f"--residual-over: {err}") from err
+    base = choose_base(
+        Task(config.env_id, config.env_kwargs),
+        get_preset(config.preset).evaluation.grids,
+        families,
+        n_seeds=BASE_SEEDS,
+        workers=config.n_envs,
+        progress=progress,
+    )
     print(
         f"  base: {base['family']} {base['schedule']} "
         f"(mean best validation loss {base['best_val_loss']:.4f})"

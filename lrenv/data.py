@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 DATASETS = ("fashion_mnist", "cifar10", "digits", "synthetic")
+NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "digits": 10, "synthetic": 10}
+"""Classes of each dataset (what the chance-level loss ``ln C`` is known from before loading)."""
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_DOWNLOAD_ROOT = Path(os.environ.get("LRENV_DATA", Path.home() / ".cache" / "lrenv"))
 VALIDATION_SIZE = {"fashion_mnist": 10_000, "cifar10": 10_000, "digits": 300, "synthetic": 500}
@@ -171,10 +173,10 @@ def _load_cached(name: str, root: str | None) -> Dataset:
         )
     if name == "fashion_mnist":
         images, labels, test_images, test_labels = _read_fashion_mnist(root)
-        num_classes = 10
+        num_classes = NUM_CLASSES[name]
     else:
         images, labels, test_images, test_labels = _read_cifar10(root)
-        num_classes = 10
+        num_classes = NUM_CLASSES[name]
     return _split_and_normalize(
         name, images, labels, test_images, test_labels, VALIDATION_SIZE[name], num_classes
     )

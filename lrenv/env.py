@@ -104,6 +104,14 @@ class LRScheduleEnv(gym.Env):
     decision). The episode's return therefore lies in ``[-divergence_loss * decisions, 0]``
     (a bounded scale PPO's critic can learn), apart from the optional final term.
 
+    The bound the env guarantees: with ``D = divergence_loss``, ``w =
+    final_reward_weight`` and ``n`` decisions, every reward lies in
+    ``[-D (n + 1) (1 + w), D]``; under ``reward="loss"`` it is at most 0, and a divergence
+    never pays (its reward is at most 0 under either reward). "delta" measures from the loss
+    at reset capped at ``D`` (a fresh network can start above a low threshold), and ``D`` below
+    the chance-level loss ``ln C``, where a network that has learned nothing stands, is
+    refused.
+
     ## Starting State
 
     A freshly initialised network (from a seed drawn with ``self.np_random``) and an
@@ -152,7 +160,7 @@ class LRScheduleEnv(gym.Env):
     |                     |                    | (finite, >= 0)                                |
     | divergence_loss     | None               | divergence threshold on the validation loss,  |
     |                     |                    | and the loss charged per lost decision        |
-    |                     |                    | (finite, > 0; None: 2 ln C)                   |
+    |                     |                    | (finite, >= ln C; None: 2 ln C)               |
     | keep_best           | False              | keep the best-validation weights (for tests)  |
     | data_root           | None               | where to look for the dataset first           |
     | device              | "auto"             | "auto", "cpu" or "cuda"                       |
@@ -335,7 +343,9 @@ class LRScheduleEnv(gym.Env):
         self.trainee.record_validation(evaluation.loss, self.keep_best)
         self._obs = self._features(train_loss, evaluation.loss, evaluation.probs)
         self.trace = EpisodeTrace(val_steps=[self.trainee.sgd_step], val_loss=[evaluation.loss])
-        self._last_val_loss = evaluation.loss
+        # losses above divergence_loss count as divergence_loss (a fresh network can start
+        # above a low threshold): "delta" then never pays for a first-step divergence
+        self._last_val_loss = min(evaluation.loss, self.divergence_loss)
         self._ended = None
         info = self._info(train_loss, evaluation.loss, evaluation.accuracy, diverged=False)
         return self._obs.copy(), info

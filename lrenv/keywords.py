@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
 from lrenv.checks import check_integer
-from lrenv.data import DATASETS, check_data_root
+from lrenv.data import DATASETS, NUM_CLASSES, check_data_root
 from lrenv.features import FEATURE_TRANSFORMS
 from lrenv.models import check_model
 from lrenv.schedules import schedule_from_dict
@@ -59,17 +59,7 @@ def _spec(env_id: str) -> tuple[EnvSpec, bool]:
     Raises:
         ValueError: for an id that is not registered, saying how lrenv's ids get registered.
     """
-    if ":" in env_id:
-        module, env_id = env_id.split(":", 1)
-        importlib.import_module(module)
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as err:
-        raise ValueError(
-            f"{env_id!r} is not a registered environment: {err}. lrenv's ids exist once "
-            "lrenv is imported: write `import lrenv` first, or the id as "
-            f"'lrenv:{env_id}', which makes Gymnasium import it (in worker processes too)"
-        ) from err
+    spec = check_env_id(env_id)
     entry = spec.entry_point
     if isinstance(entry, str):
         module, name = entry.split(":")
@@ -122,6 +112,32 @@ def check_task_set_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> Non
         config = {**env_defaults(), **kwargs, **task.env_kwargs}
         validate_config(**config)
         check_data_root(config["dataset"], config["data_root"])
+
+
+def check_env_id(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id`` (``"module:id"`` imports the module first, as
+    ``gym.make`` does).
+
+    Raises:
+        ValueError: for an id that is not registered (listing lrenv's ids), or a module
+            that cannot be imported.
+    """
+    if not isinstance(env_id, str):
+        raise ValueError(f"an env id is a string like 'lrenv/Synthetic-v0', got {env_id!r}")
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"cannot import {module!r} for the env id: {err}") from None
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error:
+        ours = sorted(name for name in gym.registry if name.startswith("lrenv/"))
+        raise ValueError(
+            f"{env_id!r} is not a registered environment; lrenv's ids: {', '.join(ours)} (an "
+            "id of another package: write it as 'module:id' to have Gymnasium import the module)"
+        ) from None
 
 
 def resolve_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -247,9 +263,12 @@ def validate_config(**c: Any) -> None:
     if not (is_real(weight) and math.isfinite(weight) and weight >= 0):
         raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")
     limit = c["divergence_loss"]
-    if limit is not None and not (is_real(limit) and math.isfinite(limit) and limit > 0):
+    chance = math.log(NUM_CLASSES[c["dataset"]])
+    if limit is not None and not (is_real(limit) and math.isfinite(limit) and limit >= chance):
         raise ValueError(
-            f"divergence_loss must be None (2 ln C) or a positive, finite number, got {limit!r}"
+            f"divergence_loss must be None (2 ln C) or a finite number >= the chance-level "
+            f"loss ln C = {chance:.4f} (below it a network that learned nothing counts as "
+            f"diverged, and an early divergence would pay), got {limit!r}"
         )
 
 

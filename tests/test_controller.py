@@ -203,9 +203,10 @@ def test_a_poisoned_zip_is_refused_everywhere_without_running(tmp_path, capsys):
     model, optimizer, val = small_trainee()
     with pytest.raises(ControllerFileError):
         LearnedLRScheduler(optimizer, zip_path, model=model, val_data=val)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--controller", str(run), "--out", str(tmp_path / "eval")])
-    assert "unpickles" in str(exit_info.value.code)
+    assert exit_info.value.code == 2 and "unpickles" in capsys.readouterr().err
     assert not marker.exists()
     # the file really is poisoned: the explicit opt-in runs its payload
     with pytest.raises(ControllerFileError):

@@ -304,10 +304,11 @@ def test_reset_initial_lr_option_is_clipped_to_lr_bounds(synthetic_env):
         ({"final_reward_weight": math.nan}, "final_reward_weight must be a finite number >= 0"),
         ({"final_reward_weight": math.inf}, "final_reward_weight must be a finite number >= 0"),
         ({"final_reward_weight": True}, "final_reward_weight must be a finite number >= 0"),
-        ({"divergence_loss": 0.0}, "divergence_loss must be None .* positive, finite"),
-        ({"divergence_loss": math.inf}, "divergence_loss must be None .* positive, finite"),
-        ({"divergence_loss": math.nan}, "divergence_loss must be None .* positive, finite"),
-        ({"divergence_loss": "4"}, "divergence_loss must be None .* positive, finite"),
+        ({"divergence_loss": 0.0}, "divergence_loss must be None .* >= the chance-level"),
+        ({"divergence_loss": math.inf}, "divergence_loss must be None .* >= the chance-level"),
+        ({"divergence_loss": math.nan}, "divergence_loss must be None .* >= the chance-level"),
+        ({"divergence_loss": 2.0}, "divergence_loss must be None .* >= the chance-level"),
+        ({"divergence_loss": "4"}, "divergence_loss must be None .* >= the chance-level"),
         ({"initial_lr": math.nan}, "initial learning rates .* positive, finite"),
         ({"initial_lr": math.inf}, "initial learning rates .* positive, finite"),
         ({"initial_lr": True}, "initial learning rates .* positive, finite"),
@@ -460,11 +461,11 @@ def test_make_vec_env_does_not_warn():
 
 def test_validation_loss_above_divergence_loss_counts_as_divergence():
     # the synthetic task starts near chance (loss ~2.5); at a tiny rate it stays there
-    env = gym.make("lrenv/Synthetic-v0", initial_lr=1e-6, divergence_loss=2.0)
+    env = gym.make("lrenv/Synthetic-v0", initial_lr=1e-6, divergence_loss=2.31)
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(np.array([0.0], np.float32))
     assert terminated and info["diverged"]
-    assert reward == pytest.approx(-2.0 * 20)
+    assert reward == pytest.approx(-2.31 * 20)
 
 
 @pytest.mark.parametrize(("action", "expected"), [(-1.0, 0.001), (0.0, 0.01), (1.0, 0.1)])

@@ -95,19 +95,18 @@ def make(**kwargs) -> gym.Env:
     return gym.make("lrenv/Synthetic-v0", **{**FAST, "total_steps": 20, **kwargs})
 
 
-def check_valid_step(env: gym.Env, obs, reward) -> None:
+def check_valid_step(env: gym.Env, obs, reward, diverged: bool = False) -> None:
     """The contract for an accepted step: observation in the space, finite bounded reward."""
     base = env.unwrapped
     assert env.observation_space.contains(obs), obs
     assert isinstance(reward, float) and math.isfinite(reward)
-    # every loss an episode pays on is at most divergence_loss (beyond it the trainee has
-    # diverged), except the loss at reset, which "delta" subtracts from at the first step
-    start_loss = base.trace.val_loss[0]
-    scale = max(base.divergence_loss, start_loss)
-    bound = scale * (base.decisions + 1) * (1 + base.final_reward_weight)
+    # the bound the env's docstring guarantees: every loss an episode pays on is at most
+    # divergence_loss (beyond it the trainee has diverged; the env refuses a divergence_loss
+    # below the chance-level loss, where a fresh network starts)
+    bound = base.divergence_loss * (base.decisions + 1) * (1 + base.final_reward_weight)
     assert abs(reward) <= bound, (reward, bound)
-    if base.reward == "loss":
-        assert reward <= 0
+    if base.reward == "loss" or diverged:  # a divergence never pays
+        assert reward <= 0, (reward, diverged)
 
 
 def expect_refusal(call) -> bool:
@@ -131,7 +130,7 @@ def test_any_action_sequence_keeps_the_contract(sequence, seed):
     for action in sequence:
         before = obs
         try:
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
         except RuntimeError as err:  # stepping an ended episode
             assert ended and "call reset()" in str(err)
             event("step after the end: refused")
@@ -144,7 +143,7 @@ def test_any_action_sequence_keeps_the_contract(sequence, seed):
             continue
         assert not ended, "a step after the episode ended was accepted"
         event("action accepted")
-        check_valid_step(env, obs, reward)
+        check_valid_step(env, obs, reward, bool(info.get("diverged")))
         ended = terminated or truncated
     env.close()
 
@@ -161,8 +160,8 @@ def test_any_configuration_is_refused_clearly_or_keeps_the_contract(kwargs):
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     for _ in range(env.unwrapped.decisions):
-        obs, reward, terminated, truncated, _ = env.step(np.array([1.0], dtype=np.float32))
-        check_valid_step(env, obs, reward)
+        obs, reward, terminated, truncated, info = env.step(np.array([1.0], dtype=np.float32))
+        check_valid_step(env, obs, reward, bool(info.get("diverged")))
         if terminated or truncated:
             break
     env.close()
@@ -190,6 +189,26 @@ def test_any_reset_option_is_refused_clearly_or_starts_a_valid_episode(options):
         obs, reward, *_ = env.step(np.zeros(1, dtype=np.float32))
         check_valid_step(env, obs, reward)
     env.close()
+
+
+@pytest.mark.parametrize("reward", ["loss", "delta"])
+def test_a_divergence_never_pays_whatever_divergence_loss_is_accepted(reward):
+    """Whatever threshold the env accepts, a divergence at the first decision (a rate of
+    1e4) pays at most 0, also when the loss at reset is above the threshold (3.26 here)."""
+    for limit in (2.31, 2.5, 3.0, 5.0):
+        env = make(
+            initial_lr=1.0,
+            lr_bounds=(1e-6, 1e4),
+            factor_base=1e4,
+            reward=reward,
+            divergence_loss=limit,
+        )
+        env.reset(seed=0)
+        _, paid, terminated, _, info = env.step(np.ones(1, dtype=np.float32))
+        assert terminated and info["diverged"] and paid <= 0, (limit, paid)
+        env.close()
+    with pytest.raises(ValueError, match="divergence_loss"):
+        make(divergence_loss=0.5)
 
 
 @pytest.mark.parametrize("end", ["truncated", "terminated"])

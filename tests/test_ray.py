@@ -133,3 +133,22 @@ def test_evaluate_with_ray_writes_the_local_results(ray_local, tmp_path, smoke_r
     assert len(theirs["runs"]) == 6
     for key in ("runs", "summary", "p_values", "chosen", "selection"):
         assert ours[key] == theirs[key], key
+
+
+@pytest.mark.parametrize(
+    ("threads", "gpus", "says"),
+    [(1, 1.0, "missing: a node with 1 GPU"), (64, 0.0, "missing: a node with 64 CPU")],
+)
+def test_an_actor_no_node_can_hold_is_refused_at_once(ray_local, threads, gpus, says):
+    from agents.ray_cluster import UnschedulableError
+
+    with pytest.raises(UnschedulableError, match=says):
+        RayVecEnv(ENV_ID, SHORT, 1, torch_threads=threads, gpus=gpus)
+
+
+def test_actors_that_cannot_start_time_out_naming_the_resources(ray_local):
+    """Two actors of 8 CPUs each on an 8-CPU instance: the second never starts."""
+    from agents.ray_cluster import UnschedulableError
+
+    with pytest.raises(UnschedulableError, match=r"did not start within 5 s: each asks for 8 CPU"):
+        RayVecEnv(ENV_ID, SHORT, 2, torch_threads=8, schedule_timeout=5)
