@@ -188,3 +188,25 @@ def test_readme_snippet_refuses_the_other_family_in_one_line(
     assert "\n" not in message
     assert "schedule-free SGD" in message and "pass schedulefree.SGDScheduleFree(" in message
     assert optimizer_class.__name__ in message
+
+
+def test_the_example_runs_schedule_free_sgd_for_a_controller_trained_on_it(residual_runs, capsys):
+    """train.py's default controller is residual over schedule-free SGD: the example's
+    default optimizer is then that one, in train/eval modes, at the warmup it was trained
+    with; the comparison run keeps the optimizer's own rate."""
+    example = load_example("scheduler_mnist")
+    flags = ["--data", "synthetic", "--epochs", "2", "--batch-size", "64", "--lr", "0.3"]
+    learned = example.main(["--controller", str(residual_runs["schedule_free"]), *flags])
+    own = example.main(["--scheduler", "none", "--optimizer", "schedule_free", *flags])
+    out = capsys.readouterr().out
+    assert "Test set: Average loss" in out
+    assert learned["lr"] != 0.3 and own["lr"] == 0.3
+    assert learned["test_loss"] <= 1.01 * own["test_loss"]
+
+
+def test_the_example_refuses_another_optimizer_family_in_one_line(residual_runs):
+    example = load_example("scheduler_mnist")
+    flags = ["--controller", str(residual_runs["schedule_free"]), "--data", "synthetic"]
+    with pytest.raises(SystemExit, match=r"pass schedulefree\.SGDScheduleFree") as refusal:
+        example.main([*flags, "--optimizer", "adam"])
+    assert "\n" not in str(refusal.value)
