@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import schedulefree
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,15 +51,24 @@ def test_readme_and_docs_snippets_are_one(tmp_path):
     assert scheduler_snippet(ROOT / "README.md") == scheduler_snippet(ROOT / "docs/scheduler.md")
 
 
+@pytest.mark.parametrize("run", ["recurrent", "schedule_free"])
 def test_readme_snippet_runs_as_written(
-    smoke_run_folders, user_setup, tmp_path, monkeypatch, recwarn
+    smoke_run_folders, residual_runs, user_setup, run, tmp_path, monkeypatch, recwarn
 ):
     """With a controller that reads training progress, as the cpu preset's (train.py's
-    default) does: it needs total_steps, which the snippet gives."""
+    default) does: it needs total_steps, which the snippet gives. One like train.py's
+    default, residual over schedule-free SGD, on that optimizer as the README says to
+    make it (in train mode); the recurrent one over plain SGD on the user's SGD."""
+    folder = {**smoke_run_folders, **residual_runs}[run]
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "cpu").symlink_to(smoke_run_folders["recurrent"])
+    (tmp_path / "runs" / "cpu").symlink_to(folder)
     monkeypatch.chdir(tmp_path)
     namespace = dict(user_setup)
+    if run == "schedule_free":
+        model = namespace["model"]
+        optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.3, warmup_steps=10)
+        optimizer.train()
+        namespace["optimizer"] = optimizer
     exec(scheduler_snippet(ROOT / "README.md"), namespace)
     scheduler = namespace["scheduler"]
     assert scheduler.settings["progress_feature"] and scheduler.total_steps == 15  # 1800 / 128
