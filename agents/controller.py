@@ -31,6 +31,7 @@ from lrenv.controller import (
     _check_description,
     code_free_path,
 )
+from lrenv.controller_contract import ControllerContract
 
 
 def controller_from_model(model: Any, device: str = "cpu") -> Controller:
@@ -68,6 +69,8 @@ def controller_from_model(model: Any, device: str = "cpu") -> Controller:
         else {"epsilon": normalization["epsilon"], "clip": normalization["clip"]}
     )
     description["config"] = json.loads(json.dumps(getattr(model, "lrenv_config", None) or {}))
+    # the file states what the controller needs of a training loop (computed from config)
+    description["contract"] = ControllerContract.from_config(description["config"]).to_dict()
     _check_description(description, "the model")
     return Controller(actor.to(device), description, normalization)
 

@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import schedulefree
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +45,13 @@ Make a controller with train.py first, e.g. (from the project root):
 
 then pass --controller runs/smoke (or runs/cpu): the run folder."""
 
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "schedule_free": schedulefree.SGDScheduleFree,
+}
+DEFAULT_LRS = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "schedule_free": 1.5}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -66,8 +73,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size", type=int, help="examples per step (default: the controller's)"
     )
-    parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
+    parser.add_argument(
+        "--lr", type=float, help=f"your learning rate, which the scheduler scales ({DEFAULT_LRS})"
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=sorted(OPTIMIZERS),
+        help="default: the family the controller was trained on (its contract)",
+    )
     parser.add_argument(
         "--val-size", type=int, default=2000, help="validation examples the controller sees"
     )
@@ -96,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{err}\n\n{HOW_TO_MAKE_ONE}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    contract = controller.contract  # the optimizer family it was trained on, and more
+    if args.optimizer is None:
+        args.optimizer = "schedule_free" if contract.optimizer == "schedule_free" else "sgd"
+    if args.lr is None:
+        args.lr = DEFAULT_LRS[args.optimizer]
     trained_on = trained_env_kwargs(controller.config)
     steps = args.steps or trained_on["total_steps"]
     batch_size = args.batch_size or trained_on["batch_size"]
@@ -110,12 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = nn.Sequential(
         nn.Flatten(), nn.Linear(in_features, 128), nn.ReLU(), nn.Linear(128, data.num_classes)
     ).to(device)
-    optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr)
+    if args.optimizer == "schedule_free":  # with the warmup it was trained with
+        warmup = contract.warmup_steps if contract.optimizer == "schedule_free" else 0
+        optimizer = schedulefree.SGDScheduleFree(
+            model.parameters(), lr=args.lr, warmup_steps=warmup
+        )
+    else:
+        optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr)
 
     # --- the learned scheduler: line 1 of 2 ---
-    scheduler = LearnedLRScheduler(
-        optimizer, controller, model=model, val_data=(val_x, val_y), total_steps=steps
-    )
+    try:
+        scheduler = LearnedLRScheduler(
+            optimizer, controller, model=model, val_data=(val_x, val_y), total_steps=steps
+        )
+    except TypeError as err:  # an optimizer of another family than the controller's
+        print(err, file=sys.stderr)
+        return 2
     print(
         f"{data.name}: {steps} steps of batch {batch_size}, {args.optimizer} from lr "
         f"{args.lr:g}; the controller ({controller.config.get('algorithm', 'PPO')}, trained "
@@ -128,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = torch.randperm(len(train_y), generator=generator)
     cursor = 0
     model.train()
+    if args.optimizer == "schedule_free":
+        optimizer.train()  # schedule-free SGD trains in train mode, tests in eval mode
     for step in range(1, steps + 1):
         if cursor + batch_size > len(order):
             order, cursor = torch.randperm(len(train_y), generator=generator), 0
@@ -147,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
     model.eval()
+    if args.optimizer == "schedule_free":
+        optimizer.eval()  # the averaged weights
     with torch.inference_mode():
         test_x, test_y = data.test.images.to(device), data.test.labels.to(device)
         logits = model(test_x)

@@ -45,13 +45,16 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch as th
 from torch import nn
 
 from lrenv.checks import is_integer
+
+if TYPE_CHECKING:
+    from lrenv.controller_contract import ControllerContract
 
 CONTROLLER_FILE = "controller.safetensors"
 """Name of the code-free controller file in a run folder."""
@@ -229,6 +232,18 @@ class Controller:
         metadata = {METADATA_KEY: json.dumps(self.description, sort_keys=True)}
         with atomic_path(Path(path)) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
+
+    @property
+    def contract(self) -> ControllerContract:
+        """The optimizer family and base schedule the controller was trained with, and
+        what its action means (computed from :attr:`config`, the one source).
+
+        Raises:
+            ValueError: when the config's ``env_id`` is not a registered lrenv environment.
+        """
+        from lrenv.controller_contract import ControllerContract  # the env's keywords
+
+        return ControllerContract.from_config(self.config)
 
     @property
     def is_recurrent(self) -> bool:
@@ -501,3 +516,5 @@ def _check_description(description: Any, where: str) -> None:
         raise fail("normalization must be null or {epsilon, clip} (finite, >= 0)")
     if not isinstance(description.get("config", {}), dict):
         raise fail("config must be a JSON object")
+    if not isinstance(description.get("contract", {}), dict):
+        raise fail("contract must be a JSON object")

@@ -15,8 +15,20 @@ Users who train their own models add two lines to the loop they have, as with
 Every ``every`` steps (the controller's ``steps_per_action`` by default) the scheduler
 computes the env's observation with :func:`lrenv.features.compute_features` (the same
 code as :class:`lrenv.env.LRScheduleEnv`), asks the controller for its deterministic
-action, and scales the learning rate of the first parameter group with
-:func:`lrenv.env.scaled_lr`; every other group keeps its initial ratio to the first.
+action, and sets the learning rate of the first parameter group as the env would
+(:func:`lrenv.env.scaled_lr`, :func:`lrenv.env.residual_lr`); every other group keeps its
+initial ratio to the first.
+
+**Your rate is the scale.** As with ``torch.optim.lr_scheduler``, the scheduler scales the
+rate you configured (``base_lrs``); it never imposes the controller's training rates on
+your optimizer. The controller's contract (``scheduler.contract``, a
+:class:`lrenv.controller_contract.ControllerContract`) names the optimizer family it was
+trained on and its reference rate: a residual controller's base schedule is drawn with your rate as
+its peak, so ``lr = your lr x base(t) / base peak x factor_base ** a``. The controller
+observes and sets rates in its training units (``your rate / scale``), so it sees the
+rates it learned on. An optimizer of the other family (schedule-free SGD for a controller
+trained on plain SGD, or the other way round) is refused when the scheduler is made, in
+one line that says what to pass.
 
 **The first decision.** The env observes once at reset, before any SGD step (the training
 loss of the first batch without a step, a validation pass, prediction-change variance 0),
@@ -30,9 +42,10 @@ the model in its initial state. Then either:
   exactly (the equality test in ``tests/test_scheduler.py`` checks this); or
 - just call ``step(loss)``: the first call takes its loss (the first batch's, computed
   before that update) as the initial training loss and makes the first decision then.
-  The only difference from the env is that the first optimizer step runs at the
-  optimizer's own initial rate; the decisions after it fall on the same steps as the
-  env's (``every``, ``2 * every``, ...).
+  The only difference from the env is that the first optimizer step runs at the rate
+  the scheduler set when made (yours, or under residual control the base schedule's
+  first rate at your scale, as the env's reset sets it); the decisions after it fall on
+  the same steps as the env's (``every``, ``2 * every``, ...).
 
 With ``total_steps`` given, decisions stop where the env's episode ends: the last one is
 made at step ``total_steps - every`` and the rate stays as it is after that.
@@ -42,7 +55,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from os import PathLike
 from typing import Any
 
@@ -52,10 +64,11 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from lrenv.controller import Controller
+from lrenv.controller_contract import ControllerContract, trained_env_kwargs
 from lrenv.data import Split
 from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
 from lrenv.features import compute_features, feature_names
-from lrenv.keywords import check_action, env_defaults, resolve_env_kwargs
+from lrenv.keywords import check_action
 from lrenv.scheduler_inputs import (
     cpu,
     device_of,
@@ -82,33 +95,6 @@ SCHEDULER_SETTINGS = (
 """The env keywords that decide how a controller's decisions map onto a training loop."""
 
 
-def trained_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The keywords of the env a controller was trained on, every default filled in:
-    :func:`lrenv.keywords.resolve_env_kwargs` of ``config["env_id"]`` and
-    ``config["env_kwargs"]`` (an empty config gives the env's defaults).
-
-    Args:
-        config: a controller's training configuration (``Controller.config``).
-
-    Returns:
-        Every keyword of ``LRScheduleEnv`` (``lr_bounds`` as a tuple of floats).
-
-    Raises:
-        ValueError: when ``env_id`` is not a registered lrenv environment here.
-    """
-    env_id = config.get("env_id")
-    env_kwargs = dict(config.get("env_kwargs") or {})
-    if env_id:
-        try:
-            kwargs = resolve_env_kwargs(str(env_id), env_kwargs)
-        except ValueError as err:
-            raise ValueError(f"the controller was trained on {env_id!r}: {err}") from err
-    else:
-        kwargs = {**env_defaults(), **env_kwargs}
-    kwargs["lr_bounds"] = tuple(float(bound) for bound in kwargs["lr_bounds"])
-    return kwargs
-
-
 class LearnedLRScheduler(LRScheduler):
     """A trained lrenv controller driving the learning rate of any optimizer.
 
@@ -130,12 +116,17 @@ class LearnedLRScheduler(LRScheduler):
 
     The env settings that matter (``factor_base``, ``lr_bounds``, ``feature_transform``,
     ``progress_feature``, ``steps_per_action``) are the controller's training env's, from
-    :func:`trained_env_kwargs`; ``settings`` holds them.
+    :func:`trained_env_kwargs`; ``settings`` holds them, and ``contract`` what they mean
+    for your optimizer.
 
     Args:
-        optimizer: any optimizer with ``param_groups`` (SGD, Adam, AdamW, ...). The first
-            group's rate is kept inside the controller's ``lr_bounds`` (as the env's
-            reset does; a warning says so when it has to change it).
+        optimizer: an optimizer of the family the controller was trained on
+            (``scheduler.contract``; ``Controller.load(path).contract.optimizer_class``
+            before making one): for plain SGD any optimizer that is not schedule-free
+            (SGD, Adam, AdamW, ...), for schedule-free SGD ``schedulefree.SGDScheduleFree``.
+            Its first group's rate is the scale of the controller's rates (see the module
+            docstring). A scale-mode controller (the paper's) keeps the rate inside its
+            ``lr_bounds``, as the env's reset does; a warning says so when it has to.
         controller: a run folder train.py wrote (or its ``controller.safetensors``, a
             file that holds no code), or a loaded :class:`lrenv.controller.Controller`
             (``agents.controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
@@ -161,11 +152,16 @@ class LearnedLRScheduler(LRScheduler):
         ValueError: the model has no ``nn.Linear`` layer and no ``feature_layer`` is
             given; ``val_data`` has the wrong shape; the controller needs ``total_steps``
             and it is missing; a learning rate is not positive.
-        TypeError: ``optimizer`` has no ``param_groups``.
+        TypeError: ``optimizer`` has no ``param_groups``, or is not of the family the
+            controller was trained on (the message says what to pass).
 
     Attributes:
         controller: the :class:`~lrenv.controller.Controller` deciding.
         settings: the controller's training-env settings (:data:`SCHEDULER_SETTINGS`).
+        contract: the controller's :class:`~lrenv.controller_contract.ControllerContract`.
+        base_lrs: each parameter group's rate when the scheduler was made (yours).
+        scale: your first group's rate over the controller's reference rate (1 for a
+            scale-mode controller): the controller's rates times this are yours.
         feature_names: the names of the observation entries.
         last_observation: the raw features of the last decision (``None`` before it).
         last_action: the controller's last action, clipped to [-1, 1].
@@ -197,6 +193,8 @@ class LearnedLRScheduler(LRScheduler):
         if not isinstance(controller, Controller):
             controller = Controller.load(controller, device=controller_device)
         self.controller = controller
+        self.contract = ControllerContract.from_config(controller.config)
+        self.contract.check_optimizer(optimizer)
         env_kwargs = trained_env_kwargs(controller.config)
         self.settings = {name: env_kwargs[name] for name in SCHEDULER_SETTINGS}
         self.feature_names = feature_names(bool(self.settings["progress_feature"]))
@@ -229,21 +227,19 @@ class LearnedLRScheduler(LRScheduler):
         lr = float(optimizer.param_groups[0]["lr"])
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"the first parameter group's learning rate must be positive: {lr}")
-        low, high = self.settings["lr_bounds"]
-        if not low <= lr <= high:
-            warnings.warn(
-                f"the initial learning rate {lr:g} is outside the controller's lr_bounds "
-                f"{self.settings['lr_bounds']}; using {min(max(lr, low), high):g}, as the "
-                "env does",
-                UserWarning,
-                stacklevel=2,
-            )
+        self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        # The user's rate stands for the controller's reference rate (see
+        # lrenv.controller_contract): every rate of the controller, in its training units,
+        # is multiplied by ``scale`` on this optimizer, as torch's schedulers scale base_lrs.
+        reference = self.contract.reference_lr
+        self.scale = 1.0 if reference is None else lr / reference
         self._ratios: list[float] = []
         self._extend_ratios(lr)
-        if low <= lr <= high:
+        first = self._reset_lr(lr / self.scale)
+        if first * self.scale == lr:
             self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
         else:
-            self._set_first_lr(min(max(lr, low), high))
+            self._set_first_lr(first)
 
         self.last_epoch = 0  # torch's name for the number of step() calls
         self.started = False
@@ -256,7 +252,8 @@ class LearnedLRScheduler(LRScheduler):
         self._warned_past_end = False
         # The initial observation's validation pass and weights, before any step; used by
         # start() or the first step() (see the module docstring).
-        evaluation = self._evaluate()
+        with evaluated_weights(optimizer):
+            evaluation = self._evaluate()
         self._initial_probe: dict[str, Any] | None = {
             "val_loss": evaluation.loss,
             "probs": evaluation.probs,
@@ -353,6 +350,8 @@ class LearnedLRScheduler(LRScheduler):
             if self._lstm_state is None
             else tuple(torch.from_numpy(np.array(s)) for s in self._lstm_state),
             "ratios": list(self._ratios),
+            "base_lrs": list(self.base_lrs),
+            "scale": self.scale,
             "last_lr": list(self._last_lr),
             "last_observation": None
             if self.last_observation is None
@@ -387,6 +386,9 @@ class LearnedLRScheduler(LRScheduler):
         lstm = state_dict["lstm_state"]
         self._lstm_state = None if lstm is None else tuple(s.numpy().copy() for s in lstm)
         self._ratios = [float(r) for r in state_dict["ratios"]]
+        # states saved before the scheduler scaled to the user's rate have neither
+        self.base_lrs = [float(lr) for lr in state_dict.get("base_lrs", self.base_lrs)]
+        self.scale = float(state_dict.get("scale", self.scale))
         observation = state_dict["last_observation"]
         self.last_observation = None if observation is None else observation.numpy().copy()
         self.last_action = state_dict["last_action"]
@@ -422,6 +424,8 @@ class LearnedLRScheduler(LRScheduler):
         after_training: bool = True,
     ) -> None:
         """Observe as the env does, ask the controller, and set the rates."""
+        # the controller sees, and sets, rates in its training units
+        lr = float(self.optimizer.param_groups[0]["lr"]) / self.scale
         prev_probs = probs if self._prev_probs is None else self._prev_probs.to(probs.device)
         progress = None
         if self.settings["progress_feature"]:
@@ -432,7 +436,7 @@ class LearnedLRScheduler(LRScheduler):
             probs=probs,
             prev_probs=prev_probs,
             weight=weight,
-            lr=float(self.optimizer.param_groups[0]["lr"]),
+            lr=lr,
             progress=progress,
             transform=self.settings["feature_transform"],
         )
@@ -459,10 +463,8 @@ class LearnedLRScheduler(LRScheduler):
             deterministic=True,
         )
         self.last_action = check_action(action)
-        lr = float(self.optimizer.param_groups[0]["lr"])
         if self.settings["action_mode"] == "residual":
-            # the base schedule's absolute rates, over this run's length: use the controller
-            # with the optimizer it was trained with (its env keyword "optimizer")
+            # the base schedule over this run's length, in training units (scaled on setting)
             total = self.total_steps or self.settings["total_steps"]
             base = schedule_from_dict(self.settings["base_schedule"]).lr_at(self.last_epoch, total)
             self._set_first_lr(residual_lr(base, self.last_action, self.settings["factor_base"]))
@@ -477,11 +479,30 @@ class LearnedLRScheduler(LRScheduler):
             )
         )
 
+    def _reset_lr(self, lr: float) -> float:
+        """The rate the env's reset would start at, in training units, given the user's
+        (``lr``, in training units): the base schedule's first rate under residual
+        control, else the user's; kept in ``lr_bounds`` as the env does."""
+        low, high = self.settings["lr_bounds"]
+        if self.settings["action_mode"] == "residual":
+            total = self.total_steps or self.settings["total_steps"]
+            lr = schedule_from_dict(self.settings["base_schedule"]).lr_at(0, total)
+        elif self.settings["action_mode"] == "scale" and not low <= lr <= high:
+            warnings.warn(
+                f"the initial learning rate {lr:g} is outside the controller's lr_bounds "
+                f"{self.settings['lr_bounds']}; using {min(max(lr, low), high):g}, as the "
+                "env does",
+                UserWarning,
+                stacklevel=3,
+            )
+        return min(max(lr, low), high)
+
     def _set_first_lr(self, lr: float) -> None:
-        """Set the first group's rate; every other group keeps its initial ratio to it."""
+        """Set the first group's rate to ``lr`` in training units (times :attr:`scale`);
+        every other group keeps its initial ratio to it."""
         self._extend_ratios(float(self.optimizer.param_groups[0]["lr"]))
         for group, ratio in zip(self.optimizer.param_groups, self._ratios, strict=True):
-            group["lr"] = lr * ratio
+            group["lr"] = lr * self.scale * ratio
         self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
 
     def _extend_ratios(self, first_lr: float) -> None:

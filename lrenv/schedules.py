@@ -8,7 +8,9 @@ action of 0 reproduces that schedule.
 Families (the name is each class's ``kind``): ``step_decay`` (the paper's baseline),
 ``constant``, ``cosine`` (to zero), ``linear`` (to zero) and ``wsd`` (warmup, stable,
 decay: constant at a peak, then a linear cooldown to zero over the last fraction of the
-run). :func:`schedule_from_dict` builds one from its JSON description.
+run). :func:`schedule_from_dict` builds one from its JSON description. Every schedule
+has a ``peak_lr``, its highest rate: the drop-in scheduler draws a schedule's shape at the
+user's own rate by scaling it with ``user_lr / peak_lr``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class Schedule(Protocol):
 
     def describe(self) -> str:
         """A short human-readable description, for tables and legends."""
+        ...
+
+    @property
+    def peak_lr(self) -> float:
+        """The highest rate of the schedule: the scale its shape is drawn at."""
         ...
 
 
@@ -64,6 +71,11 @@ class StepDecay:
         """E.g. ``0.1, ×0.9 every 20 steps``."""
         return f"{self.initial_lr:g}, ×{self.factor:g} every {self.every} steps"
 
+    @property
+    def peak_lr(self) -> float:
+        """The highest rate, ``initial_lr``."""
+        return self.initial_lr
+
 
 @dataclass(frozen=True)
 class Constant:
@@ -86,6 +98,11 @@ class Constant:
     def describe(self) -> str:
         """E.g. ``0.1``."""
         return f"{self.lr:g}"
+
+    @property
+    def peak_lr(self) -> float:
+        """The highest rate, ``lr``."""
+        return self.lr
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,11 @@ class Cosine:
         """E.g. ``0.1 → 0``."""
         return f"{self.initial_lr:g} → 0"
 
+    @property
+    def peak_lr(self) -> float:
+        """The highest rate, ``initial_lr``."""
+        return self.initial_lr
+
 
 @dataclass(frozen=True)
 class Linear:
@@ -134,6 +156,11 @@ class Linear:
     def describe(self) -> str:
         """E.g. ``0.1 → 0 linearly``."""
         return f"{self.initial_lr:g} → 0 linearly"
+
+    @property
+    def peak_lr(self) -> float:
+        """The highest rate, ``initial_lr``."""
+        return self.initial_lr
 
 
 @dataclass(frozen=True)

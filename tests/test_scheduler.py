@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import schedulefree
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -374,6 +375,55 @@ def test_env_settings_come_from_the_training_config():
     assert resolved["lr_bounds"] == (1e-5, 0.5)  # env_kwargs over them
     with pytest.raises(ValueError, match="not a registered"):
         trained_env_kwargs({"env_id": "lrenv/NoSuchTask-v0"})
+
+
+# ----- the user's rate is the scale; the optimizer family is checked ---------------------
+
+
+def test_the_file_states_its_contract(controller_paths):
+    controller = Controller.load(controller_paths["residual"])
+    contract = controller.contract
+    assert controller.description["contract"] == contract.to_dict()  # written by train.py
+    assert contract.optimizer == "schedule_free" and contract.warmup_steps == 10
+    assert contract.base_schedule == {"kind": "constant", "lr": 0.05}
+    assert contract.reference_lr == 0.05 and contract.action_mode == "residual"
+    assert "your lr x base(t) / 0.05 x 2 ** a" in contract.describe_action()
+    plain = Controller.load(controller_paths["ppo"]).contract
+    assert plain.optimizer == "sgd" and plain.reference_lr is None
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, 0.02])
+def test_a_residual_controller_draws_its_base_at_your_rate(controllers, scale):
+    """The rate of the first decision is the env's times (your rate / the base's peak): the
+    controller sees the same features, its log-rate in its own units."""
+    controller = controllers["residual"]
+    env = make_env(controller)
+    env_obs, env_rates = run_env(env, controller)
+    env.reset(seed=SEED)
+    trainee = env.unwrapped.trainee
+    optimizer = trainee.optimizer
+    for group in optimizer.param_groups:
+        group["lr"] *= scale
+    scheduler = LearnedLRScheduler(
+        optimizer, controller, model=trainee.model, val_data=trainee.val_data, total_steps=200
+    )
+    env.close()
+    assert scheduler.scale == pytest.approx(scale) and scheduler.base_lrs == [INITIAL_LR * scale]
+    scheduler.start(trainee.peek_train_loss())
+    np.testing.assert_allclose(scheduler.last_observation, env_obs[0], rtol=1e-6)
+    assert scheduler.get_last_lr()[0] == pytest.approx(scale * env_rates[0], rel=1e-9)
+
+
+def test_a_controller_refuses_the_other_optimizer_family(controllers):
+    model, _ = synthetic_model()
+    val = load_dataset("synthetic").val
+    schedule_free = schedulefree.SGDScheduleFree(model.parameters(), lr=0.05)
+    with pytest.raises(TypeError, match=r"trained on plain SGD .*pass torch\.optim\.SGD") as err:
+        LearnedLRScheduler(schedule_free, controllers["ppo"], model=model, val_data=val)
+    assert "\n" not in str(err.value)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(TypeError, match=r"trained on schedule-free SGD \(warmup 10 steps\)"):
+        LearnedLRScheduler(adam, controllers["residual"], model=model, val_data=val)
 
 
 def load_example():
