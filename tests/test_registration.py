@@ -10,12 +10,19 @@ import lrenv
 from agents.ppo import make_env
 from lrenv.vector import BatchedVectorEnv
 
-IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("lrenv/"))
+# the single-task ids; lrenv/TaskSet-v0 (many tasks, no one length) is tested in
+# tests/test_task_sets.py
+IDS = sorted(
+    env_id
+    for env_id in gym.registry
+    if env_id.startswith("lrenv/") and env_id != "lrenv/TaskSet-v0"
+)
 SMALL = {"device": "cpu"}
 
 
 def test_ids_found():
     assert "lrenv/Synthetic-v0" in IDS and len(IDS) == 9
+    assert "lrenv/TaskSet-v0" in gym.registry
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -11,7 +11,7 @@ from agents.runs import TrainConfig
 from agents.tasks import Task, resolve_tasks
 
 LRENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("lrenv/")]
-NAMED_IDS = [env_id for env_id in LRENV_IDS if env_id != "lrenv/LRSchedule-v0"]
+NAMED_IDS = [e for e in LRENV_IDS if e not in ("lrenv/LRSchedule-v0", "lrenv/TaskSet-v0")]
 
 
 @pytest.mark.parametrize("env_id", NAMED_IDS)
