@@ -289,6 +289,15 @@ def prepare(
         if config.residual_over:  # the base's keywords, as the selection will set them
             check_env_kwargs(config.env_id, {**config.env_kwargs, **RESIDUAL_PROBE})
         decisions = max_episode_steps(config.env_id, config.env_kwargs)
+        if decisions is None:  # a task set: episodes differ, rollouts are sized by the mean
+            from lrenv.keywords import task_set_kwargs
+            from lrenv.task_sets import load_task_set, mean_decisions
+
+            kwargs = task_set_kwargs(config.env_id, config.env_kwargs)
+            tasks = load_task_set(kwargs.get("task_set", "default")).tasks(
+                kwargs.get("split", "train")
+            )
+            decisions = mean_decisions(tasks)
         rollout_shape(config.ppo, decisions, config.n_envs)
         batched = use_batched(args, config)
         normalization = _check_checkpoint(checkpoint, args.trust_pickle)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lrenv.keywords import env_defaults, resolve_env_kwargs
+from lrenv.keywords import env_defaults, is_task_set_id, resolve_env_kwargs, task_set_kwargs
 from lrenv.schedules import schedule_from_dict
 
 OPTIMIZER_CLASSES = {
@@ -66,7 +66,11 @@ def trained_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     env_kwargs = dict(config.get("env_kwargs") or {})
     if env_id:
         try:
-            kwargs = resolve_env_kwargs(str(env_id), env_kwargs)
+            if is_task_set_id(str(env_id)):  # the keywords its tasks share (each row adds
+                shared = task_set_kwargs(str(env_id), env_kwargs)  # its task's own)
+                kwargs = {**env_defaults(), **shared}
+            else:
+                kwargs = resolve_env_kwargs(str(env_id), env_kwargs)
         except ValueError as err:
             raise ValueError(f"the controller was trained on {env_id!r}: {err}") from err
     else:

@@ -10,7 +10,14 @@ import numpy as np
 
 from lrenv.env import LRScheduleEnv
 from lrenv.keywords import check_reset_options, env_defaults
-from lrenv.task_sets import TASK_SET_KEYS, TaskSet, TaskSpec, check_split, load_task_set
+from lrenv.task_sets import (
+    TASK_SET_KEYS,
+    TaskSet,
+    TaskSpec,
+    check_split,
+    load_task_set,
+    mean_decisions,
+)
 
 
 class TaskSetEnv(gym.Env):
@@ -90,7 +97,7 @@ class TaskSetEnv(gym.Env):
     def decisions(self) -> int:
         """Decisions per episode, averaged over the split's tasks (rounded): what a
         rollout of whole episodes is sized by."""
-        return max(1, round(float(np.mean([task.decisions for task in self.tasks]))))
+        return mean_decisions(self.tasks)
 
     def _env(self, task: TaskSpec) -> LRScheduleEnv:
         if task.name not in self._envs:

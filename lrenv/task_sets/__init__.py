@@ -159,6 +159,12 @@ class TaskSet:
         return TaskSpec(row["name"], row["split"], kwargs)
 
 
+def mean_decisions(tasks: list[TaskSpec]) -> int:
+    """Decisions per episode averaged over ``tasks``, rounded (at least 1): what rollouts
+    of whole episodes are sized by when the tasks differ in length."""
+    return max(1, round(sum(task.decisions for task in tasks) / len(tasks)))
+
+
 def check_split(split: str) -> None:
     """ValueError unless ``split`` is ``"train"`` or ``"test"``."""
     if split not in SPLITS:
