@@ -155,6 +155,13 @@ def check_evaluate_options(args: EvaluateOptions) -> None:
     for name in ("batched", "progress"):
         if getattr(args, name) is not None:
             validators.boolean(name, getattr(args, name))
+    if args.split not in ("train", "test"):
+        raise UsageError(f"split must be train or test, got {args.split!r}")
+    unknown = sorted(
+        {p for p in args.reference_policies.split(",") if p} - {"random", "action_zero"}
+    )
+    if unknown:
+        raise UsageError(f"unknown reference policies {unknown}; choose from random, action_zero")
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file; give a folder")
 
