@@ -258,22 +258,26 @@ def _prepare(args: EvaluateOptions, command: Sequence[str]) -> Plan:
     return Plan(task, baseline_task, controller_task, families, runs, workers, batched, out, config)
 
 
-def _zero_shot_target(args: EvaluateOptions) -> tuple[Any, dict[str, Any], str, int] | None:
-    """``(preset, controller config, env id, runs)`` when the comparison is on a task set
-    (the controller was trained on one, or ``--env-id`` names one): the zero-shot
-    protocol; else ``None``.
+def _zero_shot_target(
+    args: EvaluateOptions,
+) -> tuple[Any, dict[str, Any], str, int, int | None] | None:
+    """``(preset, controller config, env id, runs, the controller's observation size)``
+    when the comparison is on a task set (the controller was trained on one, or
+    ``--env-id`` names one): the zero-shot protocol; else ``None``.
 
     Raises:
         UsageError: for a bad option or controller file.
     """
     check_evaluate_options(args)
     controller_config: dict[str, Any] = {}
+    observation_size = None
     try:
         if args.controller:
             from lrenv.controller import Controller, controller_file
 
             args.controller = str(controller_file(args.controller))
-            controller_config = Controller.load(args.controller).config
+            controller = Controller.load(args.controller)
+            controller_config, observation_size = controller.config, controller.observation_size
         preset = get_preset(
             validators.check_preset(
                 args.preset or controller_config.get("preset") or DEFAULT_PRESET
@@ -287,7 +291,7 @@ def _zero_shot_target(args: EvaluateOptions) -> tuple[Any, dict[str, Any], str, 
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err
     runs = args.runs if args.runs is not None else preset.evaluation.runs
-    return preset, controller_config, env_id, runs
+    return preset, controller_config, env_id, runs, observation_size
 
 
 def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
@@ -354,6 +358,7 @@ def _evaluate_zero_shot(
     controller_config: dict[str, Any],
     env_id: str,
     runs: int,
+    observation_size: int | None,
     started: float,
     command: Sequence[str],
 ) -> Path:
@@ -382,7 +387,7 @@ def _evaluate_zero_shot(
                 f"unknown reference policies {unknown}; choose from {', '.join(EXTRA_POLICIES)}"
             )
         if args.controller:
-            check_controller_fits(controller_observation_size(args.controller), Task(env_id, given))
+            check_controller_fits(observation_size, Task(env_id, given))
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err
     workers = args.workers if args.workers is not None else _cores()
@@ -418,10 +423,3 @@ def _evaluate_zero_shot(
     print((out / "results.md").read_text())
     print(f"wrote {out} in {result.config['wall_seconds']:.0f} s")
     return out
-
-
-def controller_observation_size(path: str) -> int:
-    """The observation length the controller file at ``path`` reads."""
-    from lrenv.controller import Controller
-
-    return Controller.load(path).observation_size

@@ -198,15 +198,11 @@ def transferred_settings(
     """
     stored = read_references(task_set)
     protocol = {"grids": _jsonable(grids), "grid_seeds": selection_seeds(grid_seeds)}
-    if stored is not None and all(stored["protocol"][k] == v for k, v in protocol.items()):
-        return stored["transferred"]
     if stored is not None:
-        subset = {f: v for f, v in stored["protocol"]["grids"].items() if f in grids}
-        if (
-            subset == protocol["grids"]
-            and stored["protocol"]["grid_seeds"] == protocol["grid_seeds"]
-        ):  # the families asked for, with the grids and seeds the references used
-            return {f: stored["transferred"][f] for f in grids}
+        used = {f: v for f, v in stored["protocol"]["grids"].items() if f in grids}
+        if used == protocol["grids"] and stored["protocol"]["grid_seeds"] == protocol["grid_seeds"]:
+            # the families asked for, with the grids and seeds the references used
+            return {f: t for f, t in stored["transferred"].items() if f in grids}
     train = task_set.tasks("train")
     scores = score_grid(runner, train, grids, selection_seeds(grid_seeds), env_kwargs)
     return choose_transferred(scores)

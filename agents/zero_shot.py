@@ -111,13 +111,25 @@ class ZeroShot:
             entries.append({"task": spec.name, "description": spec.describe(), "methods": methods})
         return entries
 
+    @property
+    def carried(self) -> str:
+        """The method name of the best transferred setting (the normalized score's 0)."""
+        return f"transferred_{best_transferred(self.transferred)}"
+
+    def regret_and_score(self, task: str, method: str) -> tuple[float, float]:
+        """``method``'s regret against the oracle and normalized score on ``task``, from
+        the mean test losses."""
+        mean = float(np.mean(self.losses(task, method)))
+        oracle = float(np.mean(self.losses(task, "oracle")))
+        carried = float(np.mean(self.losses(task, self.carried)))
+        return (mean - oracle) / oracle, normalized_score(mean, carried, oracle)
+
     def zero_shot(self, reference: str = "controller") -> dict[str, Any]:
         """results.json's ``"zero_shot"``: how ``reference`` fares over the tasks."""
         others = [m for m in self.methods if m != reference]
         record = {m: {"wins": 0, "ties": 0, "losses": 0} for m in others}
         per_task = []
         regrets, scores = [], []
-        carried = f"transferred_{best_transferred(self.transferred)}"
         for spec in self.tasks:
             ours = self.losses(spec.name, reference)
             row: dict[str, Any] = {"task": spec.name, "versus": {}}
@@ -134,12 +146,7 @@ class ZeroShot:
                     "p": test.pvalue,
                     "mean_difference": diff,
                 }
-            oracle = float(np.mean(self.losses(spec.name, "oracle")))
-            mean = float(np.mean(ours))
-            row["regret"] = (mean - oracle) / oracle
-            row["normalized_score"] = normalized_score(
-                mean, float(np.mean(self.losses(spec.name, carried))), oracle
-            )
+            row["regret"], row["normalized_score"] = self.regret_and_score(spec.name, reference)
             regrets.append(row["regret"])
             scores.append(row["normalized_score"])
             per_task.append(row)
@@ -149,23 +156,18 @@ class ZeroShot:
             "record": record,
             "regret": {"median": float(np.median(regrets)), "worst": float(np.max(regrets))},
             "normalized_score": float(np.mean(finite)) if finite else math.nan,
-            "best_transferred": carried,
+            "best_transferred": self.carried,
             "per_task": per_task,
         }
 
     def scores_by_method(self) -> dict[str, dict[str, float]]:
         """Every method's median and worst regret and mean normalized score over the tasks."""
-        carried = f"transferred_{best_transferred(self.transferred)}"
         out = {}
         for method in self.methods:
-            regrets, scores = [], []
-            for spec in self.tasks:
-                mean = float(np.mean(self.losses(spec.name, method)))
-                oracle = float(np.mean(self.losses(spec.name, "oracle")))
-                regrets.append((mean - oracle) / oracle)
-                scores.append(
-                    normalized_score(mean, float(np.mean(self.losses(spec.name, carried))), oracle)
-                )
+            regrets, scores = zip(
+                *(self.regret_and_score(spec.name, method) for spec in self.tasks), strict=True
+            )
+            regrets = list(regrets)
             finite = [s for s in scores if math.isfinite(s)]
             out[method] = {
                 "median_regret": float(np.median(regrets)),
@@ -191,7 +193,7 @@ class ZeroShot:
                 "scores": self.scores_by_method(),
                 "significance": SIGNIFICANCE,
                 "transferred": self.transferred,
-                "best_transferred": f"transferred_{best_transferred(self.transferred)}",
+                "best_transferred": self.carried,
                 "oracle": self.oracles,
                 "replay_profile": self.replay_profile,
                 "config": self.config,
@@ -275,8 +277,7 @@ def run_zero_shot(
         **TUNING_FREE,
     }
     jobs: list[Job] = []
-    methods: list[str] = []
-    for spec in tasks:
+    for spec in tasks:  # every task gets the same methods on the same seeds, in one order
         own = Task("lrenv/LRSchedule-v0", controller_kwargs(interface, spec))
         plain = task_of(spec, runtime)
         per_task = []
@@ -290,11 +291,12 @@ def run_zero_shot(
         for method, schedule in {**schedules, "oracle": oracles[spec.name]["schedule"]}.items():
             per_task += [Job(method, plain, s, schedule=schedule) for s in seeds]
         jobs += per_task
-        methods = list(dict.fromkeys(job.method for job in per_task))
+    methods = list(dict.fromkeys(job.method for job in per_task))
     results = runner.run(jobs, desc=f"{split} split (tested once)")
-    grouped: dict[str, list[RunResult]] = {}
-    for spec, start in zip(tasks, range(0, len(jobs), len(jobs) // len(tasks)), strict=True):
-        grouped[spec.name] = results[start : start + len(jobs) // len(tasks)]
+    size = len(per_task)
+    grouped: dict[str, list[RunResult]] = {
+        spec.name: results[i * size : (i + 1) * size] for i, spec in enumerate(tasks)
+    }
     return ZeroShot(
         config=dict(config or {}),
         task_set=task_set.name,

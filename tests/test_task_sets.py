@@ -16,16 +16,7 @@ import lrenv
 from lrenv.models import build_model, check_model, mlp_shape
 from lrenv.task_sets import COLUMNS, TaskSetError, available_task_sets, load_task_set
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two threads on a busy two-core machine are many times slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMOKE_ROWS = (Path(lrenv.__file__).parent / "task_sets" / "smoke-v1.csv").read_text()

@@ -14,17 +14,11 @@ from safetensors.torch import load_file
 import lrenv  # noqa: F401  (registers the environments)
 from agents.open_loop import ReplayPolicy, actions_from_trace, progress_profile
 from agents.statistics import paired_t_test
+from agents.tasks import BASELINES
 from lrenv.env import residual_lr, scaled_lr
 from lrenv.task_sets import load_task_set
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two threads on a busy two-core machine are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train(out: Path, *flags: str) -> Path:
@@ -68,18 +62,7 @@ def test_evaluate_runs_every_method_of_the_protocol_on_every_held_out_task(zero_
         "prodigy",
         "dadaptation",
         "oracle",
-        *(
-            f"transferred_{f}"
-            for f in (
-                "step_decay",
-                "constant",
-                "cosine",
-                "linear",
-                "wsd",
-                "plateau",
-                "schedule_free",
-            )
-        ),
+        *(f"transferred_{family}" for family in BASELINES),
     }
     for entry in results["tasks"]:
         assert set(entry["methods"]) == expected
