@@ -67,7 +67,7 @@ from lrenv.controller import Controller
 from lrenv.controller_contract import ControllerContract, trained_env_kwargs
 from lrenv.data import Split
 from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
-from lrenv.features import compute_features, feature_names
+from lrenv.features import FeatureReference, compute_features, feature_names
 from lrenv.keywords import check_action
 from lrenv.scheduler_inputs import (
     cpu,
@@ -259,6 +259,9 @@ class LearnedLRScheduler(LRScheduler):
             "probs": evaluation.probs,
             "weight": self._weight().clone(),
         }
+        # what feature_transform="relative" divides by: the env takes it at reset, the
+        # same moment (the model before its first step)
+        self._reference = FeatureReference.at_reset(evaluation.loss, self._weight())
 
     # ----- the torch.optim.lr_scheduler interface -----
 
@@ -358,6 +361,7 @@ class LearnedLRScheduler(LRScheduler):
             else torch.from_numpy(self.last_observation.copy()),
             "last_action": self.last_action,
             "warned_past_end": self._warned_past_end,
+            "feature_reference": [self._reference.loss, self._reference.weight_std],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -393,6 +397,9 @@ class LearnedLRScheduler(LRScheduler):
         self.last_observation = None if observation is None else observation.numpy().copy()
         self.last_action = state_dict["last_action"]
         self._warned_past_end = bool(state_dict["warned_past_end"])
+        if "feature_reference" in state_dict:  # states saved before it was kept have none
+            loss, weight_std = state_dict["feature_reference"]
+            self._reference = FeatureReference(loss=float(loss), weight_std=float(weight_std))
         for group, lr in zip(self.optimizer.param_groups, state_dict["last_lr"], strict=True):
             group["lr"] = float(lr)
         self._last_lr = [float(lr) for lr in state_dict["last_lr"]]
@@ -439,6 +446,7 @@ class LearnedLRScheduler(LRScheduler):
             lr=lr,
             progress=progress,
             transform=self.settings["feature_transform"],
+            reference=self._reference,
         )
         self._prev_probs = probs
         self.last_observation = obs

@@ -35,6 +35,10 @@ RESIDUAL_KWARGS = (
     '"feature_transform": "log", "reward": "delta"}'
 )
 
+# the same, observing scale-free features (the task sets' transform), which divide by
+# the validation loss and the weights at reset
+RELATIVE_KWARGS = RESIDUAL_KWARGS.replace('"log"', '"relative"')
+
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,13 +46,16 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def controller_paths(smoke_run_folders, train_smoke, tmp_path_factory):
     """The shared PPO (raw features, factor 2) and RecurrentPPO (log features, progress,
-    factor 1.25) run folders, and a residual controller over schedule-free SGD, each
-    trained for two synthetic episodes with train.py."""
+    factor 1.25) run folders, and two residual controllers over schedule-free SGD (log
+    and scale-free features), each trained for two synthetic episodes with train.py."""
     residual = train_smoke(
         tmp_path_factory.mktemp("controllers") / "residual", "--env-kwargs", RESIDUAL_KWARGS
     )
+    relative = train_smoke(
+        tmp_path_factory.mktemp("controllers") / "relative", "--env-kwargs", RELATIVE_KWARGS
+    )
     # the run folders: the scheduler reads the code-free controller.safetensors in each
-    return {**smoke_run_folders, "residual": residual}
+    return {**smoke_run_folders, "residual": residual, "relative": relative}
 
 
 def load_sharpened(path) -> Controller:
@@ -115,7 +122,7 @@ def run_scheduler(
     return np.array(observations), np.array(rates), np.array(decided_at)
 
 
-@pytest.mark.parametrize("kind", ["ppo", "recurrent", "residual"])
+@pytest.mark.parametrize("kind", ["ppo", "recurrent", "residual", "relative"])
 def test_scheduler_gives_the_env_trajectory(controllers, kind):
     controller = controllers[kind]
     assert controller.is_recurrent == (kind == "recurrent")
@@ -249,6 +256,48 @@ def test_state_dict_resumes_exactly(controllers, tmp_path):
     assert len(set(rest)) > 1
     for a, b in zip(uninterrupted.parameters(), model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_scale_free_controller_resumes_with_its_reference_at_reset(controllers, tmp_path):
+    """feature_transform="relative" divides by the loss and weights before the first step;
+    a scheduler made after the weights were restored must read them from the state, not
+    from the trained model, or the resumed run observes (and sets) something else."""
+    from schedulefree import SGDScheduleFree
+
+    controller = controllers["relative"]
+    val = load_dataset("synthetic").val.head(200)
+    indices = batches(45)
+
+    def run(indices, checkpoint=None):
+        model, train_data = synthetic_model()
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+        optimizer = SGDScheduleFree(model.parameters(), lr=0.05, warmup_steps=10)
+        if checkpoint is not None:
+            optimizer.load_state_dict(checkpoint["opt"])
+        optimizer.train()
+        scheduler = LearnedLRScheduler(
+            optimizer, controller, model=model, val_data=val, total_steps=60
+        )
+        if checkpoint is not None:
+            scheduler.load_state_dict(checkpoint["sched"])
+        rates = train_steps(model, optimizer, scheduler, train_data, indices)
+        return rates, model, optimizer, scheduler
+
+    straight, *_ = run(indices)
+    first, model, optimizer, scheduler = run(indices[:23])
+    saved = tmp_path / "checkpoint.pt"
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "opt": optimizer.state_dict(),
+            "sched": scheduler.state_dict(),
+        },
+        saved,
+    )
+    rest, *_ = run(indices[23:], torch.load(saved, weights_only=True))
+    assert len(set(rest)) > 1  # the controller moved the rate after the interruption
+    assert first + rest == straight
 
 
 @pytest.mark.parametrize("val_form", ["tuple", "split", "numpy", "loader"], ids=lambda form: form)
