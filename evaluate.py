@@ -16,11 +16,10 @@ agents/evaluation.py; the files written: agents/report.py). """
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 
-from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
+from agents.cli import Parser, add_dataclass_arguments, script_session, usage_error, wrap
 from agents.evaluating import EvaluateOptions, evaluate_controller, prepare
 from agents.presets import DEFAULT_PRESET, PRESETS, Preset
 from agents.validators import UsageError
@@ -81,7 +80,7 @@ def check(argv: list[str] | None = None) -> EvaluateOptions:
     """
     options = parse_args(argv)
     try:
-        prepare(copy.copy(options))
+        prepare(options)
     except UsageError as err:
         usage_error("evaluate.py", str(err))
     return options
@@ -90,10 +89,9 @@ def check(argv: list[str] | None = None) -> EvaluateOptions:
 def main(argv: list[str] | None = None) -> Path:
     """Run the comparison and write the report; return the output folder."""
     command = [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]
-    try:
-        return evaluate_controller(parse_args(argv), command)
-    except UsageError as err:
-        usage_error("evaluate.py", str(err))
+    options = parse_args(argv)
+    with script_session("evaluate.py", options.threads):
+        return evaluate_controller(options, command)
 
 
 if __name__ == "__main__":

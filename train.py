@@ -21,7 +21,6 @@ stays intact and the command that continues the run is printed.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields
@@ -30,7 +29,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
+from agents.cli import Parser, add_dataclass_arguments, script_session, usage_error, wrap
 from agents.presets import DEFAULT_PRESET, PRESETS, PPOSettings
 from agents.train_options import TrainOptions
 from agents.training import prepare, train_controller
@@ -90,7 +89,7 @@ def check(argv: Sequence[str] | None = None) -> tuple[TrainOptions, dict[str, An
     """
     options, ppo = parse_args(argv)
     try:
-        prepare(copy.copy(options), ppo)
+        prepare(options, ppo)
     except UsageError as err:
         usage_error("train.py", str(err))
     return options, ppo
@@ -105,10 +104,8 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
     """
     options, ppo = parse_args(argv)
     command = ["train.py", *(sys.argv[1:] if argv is None else argv)]
-    try:
+    with script_session("train.py", options.threads, sigterm=True):
         return train_controller(options, ppo, callbacks, command)
-    except UsageError as err:
-        usage_error("train.py", str(err))
 
 
 if __name__ == "__main__":

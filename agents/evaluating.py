@@ -23,7 +23,6 @@ import gymnasium as gym
 from agents import validators
 from agents.evaluation import candidates, run_comparison
 from agents.presets import DEFAULT_PRESET, get_preset
-from agents.ray_cluster import UnschedulableError
 from agents.report import write_report
 from agents.runner import Runner
 from agents.tasks import BASELINES, Task, check_controller_fits, resolve_tasks
@@ -100,13 +99,18 @@ class EvaluateOptions:
 
 def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
     """A :class:`agents.ray_pool.RayRunner` on the cluster ``--ray`` names, connected for
-    the life of ``stack``; exits with one line when Ray is missing."""
-    from agents.ray_cluster import RayMissingError, connect
+    the life of ``stack``.
+
+    Raises:
+        RayMissingError: Ray is not installed.
+        UsageError: an address Ray cannot take.
+    """
+    from agents.ray_cluster import connect
 
     try:
         stack.enter_context(connect(args.ray))
-    except (RayMissingError, ValueError) as err:
-        raise SystemExit(str(err)) from None
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     from agents.ray_pool import RayRunner  # imports ray
 
     return RayRunner(threads=args.threads, progress=args.progress)
@@ -116,6 +120,8 @@ def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
 class Plan:
     """A comparison as :func:`prepare` resolved it: what :func:`evaluate_controller` runs."""
 
+    options: EvaluateOptions
+    """The options with the controller resolved to its code-free file."""
     task: Task
     baseline_task: Task
     controller_task: Task | None
@@ -171,8 +177,8 @@ def prepare(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) ->
     the comparison; nothing is started or written (evaluate.py's checks, callable alone).
 
     Args:
-        args: the options (evaluate.py's flags); ``args.controller`` becomes the
-            controller's code-free file.
+        args: the options (evaluate.py's flags), left as they were (the plan's copy names
+            the controller's code-free file).
         command: the command line recorded in results.json.
 
     Returns:
@@ -182,7 +188,7 @@ def prepare(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) ->
         UsageError: naming the first option that cannot make a comparison.
     """
     try:
-        return _prepare(args, command)
+        return _prepare(dataclasses.replace(args), command)
     except UsageError:
         raise
     except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
@@ -255,7 +261,9 @@ def _prepare(args: EvaluateOptions, command: Sequence[str]) -> Plan:
         "controller_config": controller_config,
         "command": " ".join(command),
     }
-    return Plan(task, baseline_task, controller_task, families, runs, workers, batched, out, config)
+    return Plan(
+        args, task, baseline_task, controller_task, families, runs, workers, batched, out, config
+    )
 
 
 def _zero_shot_target(
@@ -297,6 +305,10 @@ def _zero_shot_target(
 def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
     """Run the comparison and write the report: options in, results folder out.
 
+    A library function: it neither exits, nor installs signal handlers, nor changes
+    torch's thread count (evaluate.py sets it: :func:`agents.cli.script_session`), and it
+    leaves ``args`` as it was.
+
     Args:
         args: the options (evaluate.py's flags).
         command: the command line recorded in results.json.
@@ -307,14 +319,16 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
     Raises:
         UsageError: for options that cannot make a comparison, before any work starts
             (:func:`prepare`).
-        SystemExit: with a one-line message, when ``--ray`` is given and Ray is missing,
-            or its cluster cannot place a run.
+        RayMissingError: ``args.ray`` is given and Ray is not installed.
+        UnschedulableError: the Ray cluster cannot place a run.
     """
     started = time.time()
+    args = dataclasses.replace(args)  # the caller's options stay as they were
     target = _zero_shot_target(args)
     if target is not None:
         return _evaluate_zero_shot(args, *target, started, command)
     plan = prepare(args, command)
+    args = plan.options
     print(
         f"evaluating on {plan.task.describe()}; baselines chosen on {plan.baseline_task.describe()}"
     )
@@ -330,21 +344,18 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
         else:
             runner = _ray_runner(args, stack)
         stack.enter_context(runner)
-        try:
-            comparison = run_comparison(
-                runner,
-                plan.task,
-                plan.baseline_task,
-                plan.families,
-                runs=plan.runs,
-                seed=args.seed,
-                grid_seeds=args.grid_seeds,
-                controller=str(Path(args.controller).resolve()) if args.controller else None,
-                controller_task=plan.controller_task,
-                config=plan.config,
-            )
-        except UnschedulableError as err:  # a Ray cluster without the resources a run needs
-            raise SystemExit(f"evaluate.py: error: {err}") from None
+        comparison = run_comparison(
+            runner,
+            plan.task,
+            plan.baseline_task,
+            plan.families,
+            runs=plan.runs,
+            seed=args.seed,
+            grid_seeds=args.grid_seeds,
+            controller=str(Path(args.controller).resolve()) if args.controller else None,
+            controller_task=plan.controller_task,
+            config=plan.config,
+        )
     comparison.config["wall_seconds"] = round(time.time() - started, 1)
     write_report(comparison, plan.out)
     print((plan.out / "results.md").read_text())

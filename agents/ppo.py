@@ -346,8 +346,8 @@ def make_env(
     if torch_threads is not None:
         th.set_num_threads(torch_threads)
     env_id = env_id if ":" in env_id else f"lrenv:{env_id}"
-    # torch_threads=None: the env computes with this process's count, which train.py's
-    # --threads set (here, or in the main process); a keyword of the user's wins
+    # torch_threads=None: a worker's env computes with the count set just above; an env
+    # in the caller's process gets train.py's --threads in env_kwargs (training_envs)
     kwargs = {"torch_threads": None, **env_kwargs}
     # the spec's episode length is its own task's: say this one's, so that gym.make's
     # TimeLimit ends the episode where the env does when total_steps is overridden
@@ -365,9 +365,9 @@ def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
         return SubprocVecEnv([factory] * n_envs)
     except (ConnectionError, EOFError) as err:
         # raises the error the worker met, with its traceback (make_env, not the worker's
-        # factory, which would make this process ignore Ctrl-C)
-        keywords = {k: v for k, v in factory.keywords.items() if k != "main_pid"}
-        make_env(*factory.args[:3], **keywords).close()
+        # factory, which would make this process ignore Ctrl-C; and without the worker's
+        # thread count, which would set this process's)
+        make_env(*factory.args[:2]).close()
         raise RuntimeError(
             f"a SubprocVecEnv worker died while making {factory.args[0]!r}, though the env "
             "can be made in this process; see the worker's output above"
@@ -452,7 +452,9 @@ def training_envs(
             (``DummyVecEnv``); batched, all of them train in this process as one batched
             computation (:func:`agents.vec_env.make_batched_vec_env`).
         settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
-        torch_threads: torch threads in each worker process (unbatched only).
+        torch_threads: torch threads while a trainee computes: in each worker process,
+            or (one env, or batched) the env keyword ``torch_threads`` in this one, which
+            gives the caller's count back after each call (None: the process's count).
         normalization: saved ``VecNormalize`` statistics to continue from (a resumed run;
             :func:`agents.checkpoints.normalization_state`).
         trusted_vecnormalize: an older run's pickled ``vecnormalize.pkl`` to continue from
@@ -477,15 +479,18 @@ def training_envs(
     elif batched:
         # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
         # the batched envs are made without gym.make, so there is no Monitor to double.
-        kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--threads)
+        # --threads while the trainees compute, the caller's count given back after each
+        # call (the env keyword; one of the user's wins)
+        kwargs = {"torch_threads": torch_threads, **env_kwargs}
         venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **kwargs)
-    else:
-        threads = torch_threads if n_envs > 1 else None
-        if n_envs > 1:
-            factory = functools.partial(worker_env, env_id, dict(env_kwargs), threads, os.getpid())
-            venv = subproc_vec_env(factory, n_envs)
-        else:
-            venv = DummyVecEnv([functools.partial(make_env, env_id, dict(env_kwargs), None)])
+    elif n_envs > 1:
+        factory = functools.partial(
+            worker_env, env_id, dict(env_kwargs), torch_threads, os.getpid()
+        )
+        venv = subproc_vec_env(factory, n_envs)
+    else:  # in this process, as batched trainees are
+        kwargs = {"torch_threads": torch_threads, **env_kwargs}
+        venv = DummyVecEnv([functools.partial(make_env, env_id, kwargs, None)])
     if normalization is not None:
         venv = restore_normalization(normalization, venv)
     elif trusted_vecnormalize is not None:

@@ -68,12 +68,17 @@ class Task:
     def __post_init__(self) -> None:  # a plain dict: picklable for worker processes
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
 
-    def make(self, keep_best: bool) -> gym.Env:
-        """A fresh env for this task (``keep_best`` decides whether test_best is possible)."""
+    def make(self, keep_best: bool, torch_threads: int | None = None) -> gym.Env:
+        """A fresh env for this task.
+
+        Args:
+            keep_best: whether the env keeps its best-validation weights (for test_best).
+            torch_threads: the env keyword ``torch_threads`` unless the task sets it (None:
+                the process's count, e.g. a worker's --threads).
+        """
         from lrenv.vector import max_episode_steps  # torch only when an env is made
 
-        # torch_threads=None: the process's count, which the Runner sets (--threads)
-        kwargs = {"torch_threads": None, **self.env_kwargs, "keep_best": keep_best}
+        kwargs = {"torch_threads": torch_threads, **self.env_kwargs, "keep_best": keep_best}
         # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
         # process has imported lrenv (this module does) but no other package
         return gym.make(
