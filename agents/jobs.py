@@ -116,9 +116,9 @@ class EnvCache:
             self.envs[key] = task.make(keep_best, self.torch_threads)
         return self.envs[key]
 
-    def batch(self, task: Task, keep_best: bool, n: int) -> Any:
-        """A :class:`lrenv.vector.BatchedEnvs` of ``n`` envs of ``task``."""
-        key = (task_key(task), keep_best, n)
+    def batch(self, task: Task, keep_best: bool, n_envs: int) -> Any:
+        """A :class:`lrenv.vector.BatchedEnvs` of ``n_envs`` envs of ``task``."""
+        key = (task_key(task), keep_best, n_envs)
         if key not in self.batches:
             from lrenv.vector import BatchedEnvs  # the batched trainee only when asked
 
@@ -127,12 +127,12 @@ class EnvCache:
                 **task.env_kwargs,
                 "keep_best": keep_best,
             }
-            self.batches[key] = BatchedEnvs(n, task.env_id, **kwargs)
+            self.batches[key] = BatchedEnvs(n_envs, task.env_id, **kwargs)
         return self.batches[key]
 
     def controller(self, path: str) -> Any:
         if path not in self.controllers:
-            from agents.controller import Controller  # torch only where a controller runs
+            from agents.sb3_controller import Controller  # torch only where a controller runs
 
             self.controllers[path] = Controller.load(path)
         return self.controllers[path]

@@ -19,7 +19,6 @@ import gymnasium as gym
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.presets import without_task_keys
-from lrenv.features import feature_names
 
 BASELINES = (
     "step_decay",
@@ -92,7 +91,8 @@ class Task:
         a task set, the keywords its tasks share (``task_set`` and ``split`` among them;
         each task's row adds its own)."""
         # torch and the data loaders only when asked
-        from lrenv.keywords import env_defaults, is_task_set_id, resolve_env_kwargs, task_set_kwargs
+        from lrenv.env import env_defaults
+        from lrenv.keywords import is_task_set_id, resolve_env_kwargs, task_set_kwargs
 
         if is_task_set_id(self.env_id):  # the keywords its tasks share; each row adds its own
             from lrenv.task_sets import TASK_SET_KEYS
@@ -193,6 +193,8 @@ def resolve_tasks(
 
 def check_controller_fits(observation_size: int, task: Task) -> None:
     """Raise ValueError when the task's observation length differs from the controller's."""
+    from lrenv.features import feature_names  # torch only where a controller is checked
+
     expected = len(feature_names(bool(task.resolved_kwargs.get("progress_feature", False))))
     if expected != observation_size:
         raise ValueError(

@@ -42,25 +42,18 @@ from agents.checkpoints import (
     read_json_file,
     read_normalization,
 )
+from agents.env_factory import close_envs
 from agents.errors import EnvWorkerError, RunInterrupted
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
     build_agent,
-    close_envs,
     observation_normalization,
     rollout_shape,
-    training_envs,
 )
 from agents.presets import get_preset
 from agents.ray_cluster import EnvActorLostError, connect
-from agents.runs import (
-    Checkpoint,
-    RunDir,
-    TrainConfig,
-    save_model,
-    write_json_atomic,
-)
+from agents.run_folder import Checkpoint, RunDir, save_model, write_json_atomic
 from agents.selection import (
     choose_base,
     describe_selection,
@@ -69,15 +62,18 @@ from agents.selection import (
     snapshot_path,
 )
 from agents.tasks import Task
+from agents.train_config import TrainConfig
 from agents.train_options import (
     BASE_FILE,
     CONFIG_FIELDS,
     DEFAULT_CHECKPOINT_EVERY,
     TrainOptions,
+    check_train_options,
     describe,
     resolve,
     use_batched,
 )
+from agents.training_envs import training_envs
 from agents.validators import UsageError
 from lrenv.keywords import check_env_kwargs
 from lrenv.vector import max_episode_steps
@@ -105,7 +101,7 @@ def segment_seed(seed: int, episodes_done: int) -> int:
 def attach_controller_metadata(
     model: BaseAlgorithm, env: VecEnv, config: TrainConfig, extra: dict[str, Any]
 ) -> None:
-    """Attach what agents/controller.py documents, so that it is saved with the model.
+    """Attach what agents/sb3_controller.py documents, so that it is saved with the model.
 
     Args:
         model: the controller being trained.
@@ -333,32 +329,6 @@ def prepare(
             "trains with its own optimizer; drop --batched or schedule_free"
         )
     return config, run, checkpoint, batched, normalization
-
-
-def check_train_options(args: TrainOptions) -> None:
-    """Check the options that are not part of the run's configuration (those are
-    :meth:`TrainConfig.validate`'s): one validator each.
-
-    Raises:
-        UsageError: naming the first bad option.
-    """
-    if args.preset is not None:
-        validators.check_preset(args.preset)
-    if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
-        raise UsageError(f"env_kwargs must be a JSON object, got {args.env_kwargs!r}")
-    for name, low in (("checkpoint_every", 0), ("figure_every", 0)):
-        if getattr(args, name) is not None:
-            validators.integer(name, getattr(args, name), low, note="0: off")
-    validators.check_threads(args.threads)
-    validators.check_ray_address(args.ray)
-    validators.check_device(args.device)
-    for name in ("batched", "progress", "trust_pickle"):
-        if getattr(args, name) is not None:
-            validators.boolean(name, getattr(args, name))
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out} is a file; give a folder")
-    if args.resume is not None and not Path(args.resume).is_dir():
-        raise UsageError(f"--resume {args.resume}: no such folder")
 
 
 def _check_checkpoint(checkpoint: Checkpoint | None, trust_pickle: bool) -> dict[str, Any] | None:

@@ -12,7 +12,8 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.errors import RunInterrupted
-from agents.evaluating import EvaluateOptions, evaluate_controller
+from agents.evaluate_options import EvaluateOptions
+from agents.evaluating import evaluate_controller
 from agents.train_options import TrainOptions
 from agents.training import train_controller
 from agents.validators import UsageError
