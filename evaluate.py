@@ -12,16 +12,17 @@ the same seeds, and each run's best-validation checkpoint is tested once. Writes
 results.json, results.md (the paper's table with t-test p-values), trajectories.json,
 val_loss.png and lr_schedule.png into ``--out``. Without ``--controller`` only the baselines
 are compared. The session is agents.evaluating.evaluate_controller (the protocol:
-agents/evaluation.py; the files written: agents/report.py). """
+agents/comparison.py; the files written: agents/report.py). """
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 
-from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
-from agents.evaluating import EvaluateOptions, evaluate_controller, prepare
+# Light imports only (no torch): the command line is parsed and each option checked before
+# the session's imports, so that a bad one fails at once.
+from agents.cli import Parser, add_dataclass_arguments, script_session, usage_error, wrap
+from agents.evaluate_options import EvaluateOptions, check_evaluate_options
 from agents.presets import DEFAULT_PRESET, PRESETS, Preset
 from agents.validators import UsageError
 
@@ -63,10 +64,17 @@ def make_parser() -> Parser:
 
 
 def parse_args(argv: list[str] | None = None) -> EvaluateOptions:
-    """Parse the command line; the docstrings of EvaluateOptions' fields are the help texts."""
+    """Parse the command line and check each option on its own (a usage error exits with
+    one line and code 2), before anything heavy is imported; the docstrings of
+    EvaluateOptions' fields are the help texts."""
     parser = make_parser()
     add_dataclass_arguments(parser, EvaluateOptions)
-    return EvaluateOptions(**vars(parser.parse_args(argv)))
+    options = EvaluateOptions(**vars(parser.parse_args(argv)))
+    try:
+        check_evaluate_options(options)
+    except UsageError as err:
+        usage_error("evaluate.py", str(err))
+    return options
 
 
 def check(argv: list[str] | None = None) -> EvaluateOptions:
@@ -80,8 +88,10 @@ def check(argv: list[str] | None = None) -> EvaluateOptions:
         The options.
     """
     options = parse_args(argv)
+    from agents.evaluating import prepare  # torch
+
     try:
-        prepare(copy.copy(options))
+        prepare(options)
     except UsageError as err:
         usage_error("evaluate.py", str(err))
     return options
@@ -90,10 +100,11 @@ def check(argv: list[str] | None = None) -> EvaluateOptions:
 def main(argv: list[str] | None = None) -> Path:
     """Run the comparison and write the report; return the output folder."""
     command = [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]
-    try:
-        return evaluate_controller(parse_args(argv), command)
-    except UsageError as err:
-        usage_error("evaluate.py", str(err))
+    options = parse_args(argv)
+    with script_session("evaluate.py", options.threads):
+        from agents.evaluating import evaluate_controller  # torch
+
+        return evaluate_controller(options, command)
 
 
 if __name__ == "__main__":

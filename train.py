@@ -21,20 +21,22 @@ stays intact and the command that continues the run is printed.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stable_baselines3.common.callbacks import BaseCallback
-
-from agents.cli import Parser, add_dataclass_arguments, usage_error, wrap
+# Light imports only (no torch, no stable-baselines3): the command line is parsed and each
+# option checked before the session's imports, so that a bad one fails at once.
+from agents import validators
+from agents.cli import Parser, add_dataclass_arguments, script_session, usage_error, wrap
 from agents.presets import DEFAULT_PRESET, PRESETS, PPOSettings
-from agents.train_options import TrainOptions
-from agents.training import prepare, train_controller
+from agents.train_options import TrainOptions, check_train_options
 from agents.validators import UsageError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.callbacks import BaseCallback
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -64,7 +66,8 @@ def make_parser() -> argparse.ArgumentParser:
 def parse_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[TrainOptions, dict[str, Any]]:
-    """Parse the command line.
+    """Parse the command line and check each option on its own (a usage error exits with
+    one line and code 2), before anything heavy is imported.
 
     Args:
         argv: arguments (default ``sys.argv[1:]``).
@@ -75,7 +78,13 @@ def parse_args(
     given = vars(make_parser().parse_args(argv))
     ppo_names = {f.name for f in fields(PPOSettings)}
     options = TrainOptions(**{k: v for k, v in given.items() if k not in ppo_names})
-    return options, {k: v for k, v in given.items() if k in ppo_names}
+    ppo = {k: v for k, v in given.items() if k in ppo_names}
+    try:
+        check_train_options(options)
+        validators.check_ppo({k: v for k, v in ppo.items() if v is not None})
+    except UsageError as err:
+        usage_error("train.py", str(err))
+    return options, ppo
 
 
 def check(argv: Sequence[str] | None = None) -> tuple[TrainOptions, dict[str, Any]]:
@@ -89,8 +98,10 @@ def check(argv: Sequence[str] | None = None) -> tuple[TrainOptions, dict[str, An
         The options and the PPO settings given.
     """
     options, ppo = parse_args(argv)
+    from agents.training import prepare  # torch, stable-baselines3
+
     try:
-        prepare(copy.copy(options), ppo)
+        prepare(options, ppo)
     except UsageError as err:
         usage_error("train.py", str(err))
     return options, ppo
@@ -105,10 +116,10 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[BaseCallback] = 
     """
     options, ppo = parse_args(argv)
     command = ["train.py", *(sys.argv[1:] if argv is None else argv)]
-    try:
+    with script_session("train.py", options.threads, sigterm=True):
+        from agents.training import train_controller  # torch, stable-baselines3
+
         return train_controller(options, ppo, callbacks, command)
-    except UsageError as err:
-        usage_error("train.py", str(err))
 
 
 if __name__ == "__main__":

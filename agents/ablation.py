@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation import candidates, evaluate_methods, run_comparison
+from agents.comparison import candidates, evaluate_methods, run_comparison
 from agents.jobs import RunResult
+from agents.pool import Runner
 from agents.presets import get_preset
-from agents.runner import Runner
-from agents.runs import RunDir
+from agents.run_folder import RunDir
 from agents.statistics import mean_std, t_test
 from agents.tasks import Task
 from agents.train_options import TrainOptions

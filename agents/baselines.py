@@ -3,7 +3,7 @@
 Families (each one's name is the method name in results.json):
 
 - ``step_decay``, ``constant``, ``cosine``, ``linear``, ``wsd``: fixed schedules, pure
-  functions of the SGD step (:mod:`lrenv.schedules`);
+  functions of the SGD step (:mod:`lrenv.schedule_families`);
 - ``plateau``: torch's ``ReduceLROnPlateau`` on the validation loss at each decision, the
   hand-written adaptive rival of a learned controller (:class:`Plateau`);
 - ``schedule_free``: schedule-free SGD (Defazio et al. 2024, the ``schedulefree``
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from lrenv.checks import check_integer, check_rate
-from lrenv.schedules import (
+from lrenv.schedule_families import (
     SCHEDULES,
     WSD,
     Constant,
@@ -51,7 +51,7 @@ from lrenv.schedules import (
     StepDecay,
     schedule_to_dict,
 )
-from lrenv.schedules import schedule_from_dict as _schedule_from_dict
+from lrenv.schedule_families import schedule_from_dict as _schedule_from_dict
 
 __all__ = [
     "WSD",
@@ -208,7 +208,7 @@ BASELINE_KINDS: dict[str, type] = {
 
 
 def schedule_from_dict(data: Mapping[str, Any]) -> BaselineSchedule:
-    """:func:`lrenv.schedules.schedule_from_dict` over every baseline family.
+    """:func:`lrenv.schedule_families.schedule_from_dict` over every baseline family.
 
     Raises:
         ValueError: for an unknown kind or wrong parameters.

@@ -1,24 +1,32 @@
-"""Command lines from dataclasses, CleanRL style: each field is a flag, its docstring the help.
+"""What only the scripts do: command lines from dataclasses, and the session around a call.
 
-A field ``n_envs: int | None = None`` with the string literal under it as its docstring
-becomes ``--n-envs N`` with that text in ``--help``. Flags the user does not give are left
-out of the parsed result, so that callers can tell "not given" (take the preset's value)
-from "given".
+Command lines, CleanRL style: each field is a flag, its docstring the help. A field
+``n_envs: int | None = None`` with the string literal under it as its docstring becomes
+``--n-envs N`` with that text in ``--help``. Flags the user does not give are left out of
+the parsed result, so that callers can tell "not given" (take the preset's value) from
+"given".
+
+:func:`script_session` is what a script does around a library session and the library
+never does: torch's thread count, SIGTERM, and exceptions turned into one line and an exit
+code. This module imports no torch at import time, so that a bad command line fails fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import inspect
 import itertools
 import json
 import shutil
+import signal
 import sys
 import textwrap
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -183,3 +191,64 @@ def _base_type(hint: Any) -> type:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
     return typing.get_origin(hint) or hint
+
+
+@contextlib.contextmanager
+def script_session(prog: str, threads: int, *, sigterm: bool = False) -> Iterator[None]:
+    """Within: a library session as a script runs it.
+
+    - torch computes with ``threads`` threads in this process (the library leaves the
+      count to its caller); the count before is restored after, for a caller of a
+      script's ``main`` such as a test;
+    - with ``sigterm``, SIGTERM (what cluster schedulers send) stops the session as Ctrl-C
+      does, and later ones are ignored while it cleans up (closing its workers);
+    - the session's exceptions become one line and an exit code: a usage error
+      (:class:`agents.validators.UsageError`) 2, an interrupted run
+      (:class:`agents.errors.RunInterrupted`, its continue command on stdout) 130, Ray's
+      failures and a dead env worker 1.
+
+    Args:
+        prog: the script's name, as its error lines start.
+        threads: torch's intra-op threads in this process (checked first: a bad count is
+            a usage error).
+        sigterm: handle SIGTERM as Ctrl-C.
+    """
+    from agents.errors import EnvWorkerError, RunInterrupted
+    from agents.ray_cluster import EnvActorLostError, RayMissingError, UnschedulableError
+    from agents.validators import UsageError, check_threads
+
+    try:
+        check_threads(threads)
+    except UsageError as err:
+        usage_error(prog, str(err))
+    import torch
+
+    saved_threads = torch.get_num_threads()
+    saved_handler = signal.getsignal(signal.SIGTERM)
+    torch.set_num_threads(threads)
+    if sigterm:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    except UsageError as err:
+        usage_error(prog, str(err))
+    except RunInterrupted as err:
+        print(f"\n{err}")
+        raise SystemExit(130) from None
+    except (RayMissingError, EnvActorLostError) as err:  # their messages name what to do
+        raise SystemExit(str(err)) from None
+    except (UnschedulableError, EnvWorkerError) as err:
+        raise SystemExit(f"{prog}: error: {err}") from None
+    finally:
+        if sigterm:
+            signal.signal(signal.SIGTERM, saved_handler)
+        torch.set_num_threads(saved_threads)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: stop as Ctrl-C does (a training run keeps its last checkpoint and
+    prints the command that continues it); a second SIGTERM, while the session closes its
+    workers, is ignored (a worker a signal reached already may be gone: closing its pipe
+    fails)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -3,7 +3,7 @@
 :func:`evaluate_controller` is evaluate.py without the command line: it reads the
 controller file (never unpickling), resolves the tasks (the controller's, the evaluation's
 and, for transfer, the one the baselines are chosen on), runs the protocol of
-:mod:`agents.evaluation` in this process, a worker pool or on a Ray cluster, and writes the
+:mod:`agents.comparison` in this process, a worker pool or on a Ray cluster, and writes the
 report (:mod:`agents.report`).
 """
 
@@ -14,18 +14,18 @@ import dataclasses
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from agents import validators
-from agents.evaluation import candidates, run_comparison
+from agents.comparison import candidates, run_comparison
+from agents.evaluate_options import EvaluateOptions, check_evaluate_options
+from agents.pool import Runner
 from agents.presets import DEFAULT_PRESET, get_preset
-from agents.ray_cluster import UnschedulableError
 from agents.report import write_report
-from agents.runner import Runner
 from agents.tasks import BASELINES, Task, check_controller_fits, resolve_tasks
 from agents.validators import UsageError
 from lrenv.keywords import check_env_kwargs, is_task_set_id
@@ -37,76 +37,20 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-@dataclass
-class EvaluateOptions:
-    """What a comparison is asked to do: evaluate.py's flags (each field's docstring is its
-    ``--help``)."""
-
-    controller: str | None = None
-    """The run folder train.py wrote (or its controller.safetensors, or a controller.zip with
-    that file beside it: a zip is never unpickled); without it, only the baselines are
-    compared."""
-    env_id: str | None = None
-    """Task to evaluate on (default: the controller's training env, else the preset's)."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keywords for gym.make as a JSON object, merged over the preset's env_kwargs."""
-    preset: str | None = None
-    """Named settings: cpu, cpu-cnn, cpu-cifar, paper or smoke (default: the controller's
-    preset, else cpu)."""
-    runs: int | None = None
-    """Evaluation runs per method, on seeds seed..seed+runs-1 (default: the preset's, 10)."""
-    out: str | None = None
-    """Output folder (default: runs/eval__ENV__PRESET__SEED__TIME)."""
-    baseline_from: str | None = None
-    """Env id to choose the baselines on, for transfer (default: the controller's training env)."""
-    baseline_env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keywords of the baseline-selection task as JSON, merged over the evaluation ones."""
-    baselines: str = ",".join(BASELINES)
-    """Comma-separated baseline families (default all: step_decay, constant, cosine, linear,
-    wsd, plateau, schedule_free), or none."""
-    grid_seeds: int = 2
-    """Seeds per candidate schedule in the validation-only selection (the paper: 1)."""
-    seed: int = 0
-    """First evaluation seed; selection runs use seeds 1_000_000 + seed + j."""
-    workers: int | None = None
-    """Worker processes, each with its own envs (default: the core count; 1 with
-    --batched); 1 runs here."""
-    threads: int = 1
-    """Torch threads per worker process (one is fastest on a shared CPU)."""
-    batched: bool | None = None
-    """Train the runs of one method on one task together (its evaluation runs on all
-    seeds, a baseline family's selection runs), their trainees as one batched computation
-    (lrenv.vector); same results within float tolerance. The way to use a GPU, and the
-    default when the trainees' device (env keyword "device") is one. On a CPU, worker
-    processes are usually faster: batching measured ~1.2x for 8 MLP trainees in one
-    process and nothing for the CNN."""
-    max_batch: int = 16
-    """With --batched: the most runs trained together (a memory bound on a GPU)."""
-    ray: str | None = None
-    """Run the selection grid and the evaluation runs as Ray tasks, one trainee each with
-    --threads cores, anywhere on a Ray cluster: "local" starts Ray on this machine, "auto"
-    joins the cluster this machine is part of, "ray://HOST:10001" joins one through Ray
-    Client (pip install -e ".[ray]"; docs/ray.md). Same results as without it."""
-    progress: bool = True
-    """Show progress bars."""
-    split: str = "test"
-    """For a controller trained on a task set (lrenv/TaskSet-v0): the split to evaluate on
-    zero-shot (default the held-out "test"; "train" shows how it does where it learned)."""
-    reference_policies: str = ""
-    """For a task set: open-loop policies to score beside the methods, comma-separated:
-    random (uniform random actions), action_zero (action 0 throughout); for reference
-    scores."""
-
-
 def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
     """A :class:`agents.ray_pool.RayRunner` on the cluster ``--ray`` names, connected for
-    the life of ``stack``; exits with one line when Ray is missing."""
-    from agents.ray_cluster import RayMissingError, connect
+    the life of ``stack``.
+
+    Raises:
+        RayMissingError: Ray is not installed.
+        UsageError: an address Ray cannot take.
+    """
+    from agents.ray_cluster import connect
 
     try:
         stack.enter_context(connect(args.ray))
-    except (RayMissingError, ValueError) as err:
-        raise SystemExit(str(err)) from None
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     from agents.ray_pool import RayRunner  # imports ray
 
     return RayRunner(threads=args.threads, progress=args.progress)
@@ -116,6 +60,8 @@ def _ray_runner(args: EvaluateOptions, stack: contextlib.ExitStack) -> Any:
 class Plan:
     """A comparison as :func:`prepare` resolved it: what :func:`evaluate_controller` runs."""
 
+    options: EvaluateOptions
+    """The options with the controller resolved to its code-free file."""
     task: Task
     baseline_task: Task
     controller_task: Task | None
@@ -127,52 +73,13 @@ class Plan:
     config: dict[str, Any]
 
 
-def check_evaluate_options(args: EvaluateOptions) -> None:
-    """Check each option on its own (one validator each); the tasks are checked by
-    :func:`prepare`.
-
-    Raises:
-        UsageError: naming the first bad option.
-    """
-    if args.preset is not None:
-        validators.check_preset(args.preset)
-    for name in ("env_kwargs", "baseline_env_kwargs"):
-        if not isinstance(getattr(args, name), dict):
-            raise UsageError(f"{name} must be a JSON object, got {getattr(args, name)!r}")
-    if args.runs is not None:
-        validators.integer("runs", args.runs, 1, 10_000, "evaluation runs per method")
-    validators.integer("grid_seeds", args.grid_seeds, 1, 1000, "seeds per candidate schedule")
-    validators.check_seed(args.seed)
-    if args.workers is not None:
-        validators.integer("workers", args.workers, 1, 1024, "1 runs here")
-    validators.check_threads(args.threads)
-    validators.integer("max_batch", args.max_batch, 1, note="runs trained together")
-    validators.check_ray_address(args.ray)
-    validators.check_baselines(args.baselines)
-    for name in ("env_id", "baseline_from"):
-        if getattr(args, name) is not None:
-            validators.check_env_id(getattr(args, name))
-    for name in ("batched", "progress"):
-        if getattr(args, name) is not None:
-            validators.boolean(name, getattr(args, name))
-    if args.split not in ("train", "test"):
-        raise UsageError(f"split must be train or test, got {args.split!r}")
-    unknown = sorted(
-        {p for p in args.reference_policies.split(",") if p} - {"random", "action_zero"}
-    )
-    if unknown:
-        raise UsageError(f"unknown reference policies {unknown}; choose from random, action_zero")
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out} is a file; give a folder")
-
-
 def prepare(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Plan:
     """Check every option, the controller file and every task's env keywords, and resolve
     the comparison; nothing is started or written (evaluate.py's checks, callable alone).
 
     Args:
-        args: the options (evaluate.py's flags); ``args.controller`` becomes the
-            controller's code-free file.
+        args: the options (evaluate.py's flags), left as they were (the plan's copy names
+            the controller's code-free file).
         command: the command line recorded in results.json.
 
     Returns:
@@ -182,7 +89,7 @@ def prepare(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) ->
         UsageError: naming the first option that cannot make a comparison.
     """
     try:
-        return _prepare(args, command)
+        return _prepare(dataclasses.replace(args), command)
     except UsageError:
         raise
     except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
@@ -255,7 +162,9 @@ def _prepare(args: EvaluateOptions, command: Sequence[str]) -> Plan:
         "controller_config": controller_config,
         "command": " ".join(command),
     }
-    return Plan(task, baseline_task, controller_task, families, runs, workers, batched, out, config)
+    return Plan(
+        args, task, baseline_task, controller_task, families, runs, workers, batched, out, config
+    )
 
 
 def _zero_shot_target(
@@ -297,6 +206,10 @@ def _zero_shot_target(
 def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evaluate.py",)) -> Path:
     """Run the comparison and write the report: options in, results folder out.
 
+    A library function: it neither exits, nor installs signal handlers, nor changes
+    torch's thread count (evaluate.py sets it: :func:`agents.cli.script_session`), and it
+    leaves ``args`` as it was.
+
     Args:
         args: the options (evaluate.py's flags).
         command: the command line recorded in results.json.
@@ -307,14 +220,16 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
     Raises:
         UsageError: for options that cannot make a comparison, before any work starts
             (:func:`prepare`).
-        SystemExit: with a one-line message, when ``--ray`` is given and Ray is missing,
-            or its cluster cannot place a run.
+        RayMissingError: ``args.ray`` is given and Ray is not installed.
+        UnschedulableError: the Ray cluster cannot place a run.
     """
     started = time.time()
+    args = dataclasses.replace(args)  # the caller's options stay as they were
     target = _zero_shot_target(args)
     if target is not None:
         return _evaluate_zero_shot(args, *target, started, command)
     plan = prepare(args, command)
+    args = plan.options
     print(
         f"evaluating on {plan.task.describe()}; baselines chosen on {plan.baseline_task.describe()}"
     )
@@ -330,21 +245,18 @@ def evaluate_controller(args: EvaluateOptions, command: Sequence[str] = ("evalua
         else:
             runner = _ray_runner(args, stack)
         stack.enter_context(runner)
-        try:
-            comparison = run_comparison(
-                runner,
-                plan.task,
-                plan.baseline_task,
-                plan.families,
-                runs=plan.runs,
-                seed=args.seed,
-                grid_seeds=args.grid_seeds,
-                controller=str(Path(args.controller).resolve()) if args.controller else None,
-                controller_task=plan.controller_task,
-                config=plan.config,
-            )
-        except UnschedulableError as err:  # a Ray cluster without the resources a run needs
-            raise SystemExit(f"evaluate.py: error: {err}") from None
+        comparison = run_comparison(
+            runner,
+            plan.task,
+            plan.baseline_task,
+            plan.families,
+            runs=plan.runs,
+            seed=args.seed,
+            grid_seeds=args.grid_seeds,
+            controller=str(Path(args.controller).resolve()) if args.controller else None,
+            controller_task=plan.controller_task,
+            config=plan.config,
+        )
     comparison.config["wall_seconds"] = round(time.time() - started, 1)
     write_report(comparison, plan.out)
     print((plan.out / "results.md").read_text())

@@ -97,9 +97,15 @@ def task_key(task: Task) -> str:
 
 
 class EnvCache:
-    """Envs, batches of envs and controllers of one process, made once and reused."""
+    """Envs, batches of envs and controllers of one process, made once and reused.
 
-    def __init__(self) -> None:
+    Args:
+        torch_threads: the envs' keyword ``torch_threads`` (None: the process's count,
+            which a worker's initializer set; a keyword of the task's wins).
+    """
+
+    def __init__(self, torch_threads: int | None = None) -> None:
+        self.torch_threads = torch_threads
         self.envs: dict[tuple[str, bool], gym.Env] = {}
         self.batches: dict[tuple[str, bool, int], Any] = {}
         self.controllers: dict[str, Any] = {}
@@ -107,23 +113,26 @@ class EnvCache:
     def env(self, task: Task, keep_best: bool) -> gym.Env:
         key = (task_key(task), keep_best)
         if key not in self.envs:
-            self.envs[key] = task.make(keep_best)
+            self.envs[key] = task.make(keep_best, self.torch_threads)
         return self.envs[key]
 
-    def batch(self, task: Task, keep_best: bool, n: int) -> Any:
-        """A :class:`lrenv.vector.BatchedEnvs` of ``n`` envs of ``task``."""
-        key = (task_key(task), keep_best, n)
+    def batch(self, task: Task, keep_best: bool, n_envs: int) -> Any:
+        """A :class:`lrenv.vector.BatchedEnvs` of ``n_envs`` envs of ``task``."""
+        key = (task_key(task), keep_best, n_envs)
         if key not in self.batches:
             from lrenv.vector import BatchedEnvs  # the batched trainee only when asked
 
-            # torch_threads=None: the process's count, which the Runner sets (--threads)
-            kwargs = {"torch_threads": None, **task.env_kwargs, "keep_best": keep_best}
-            self.batches[key] = BatchedEnvs(n, task.env_id, **kwargs)
+            kwargs = {
+                "torch_threads": self.torch_threads,
+                **task.env_kwargs,
+                "keep_best": keep_best,
+            }
+            self.batches[key] = BatchedEnvs(n_envs, task.env_id, **kwargs)
         return self.batches[key]
 
     def controller(self, path: str) -> Any:
         if path not in self.controllers:
-            from agents.controller import Controller  # torch only where a controller runs
+            from agents.sb3_controller import Controller  # torch only where a controller runs
 
             self.controllers[path] = Controller.load(path)
         return self.controllers[path]

@@ -124,7 +124,7 @@ def actions_from_trace(
         One action per decision, clipped to [-1, 1]; rates held at a bound give the
         action that reaches it.
     """
-    from lrenv.schedules import schedule_from_dict
+    from lrenv.schedule_families import schedule_from_dict
 
     mode, base = kwargs["action_mode"], float(kwargs["factor_base"])
     low, high = (float(b) for b in kwargs["lr_bounds"])

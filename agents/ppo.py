@@ -35,17 +35,9 @@ to what is left, so a run ends with exactly the episodes asked for.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-import os
-import signal
-import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch as th
 from sb3_contrib import RecurrentPPO
@@ -53,16 +45,11 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.checkpoints import restore_normalization
-from agents.lifeline import die_with_parent
 from agents.presets import PPOSettings
-from agents.vec_env import make_batched_vec_env
 from lrenv.checks import check_integer
-from lrenv.vector import max_episode_steps
 
 # Parameters whose names start with one of these belong to the critic; all others (the
 # actor's layers, the action head and log_std) to the actor. FlattenExtractor, the
@@ -299,7 +286,7 @@ def observation_normalization(env: VecEnv) -> dict[str, Any] | None:
 
     Returns:
         ``{"mean", "var", "epsilon", "clip"}`` (float32 arrays, floats) as
-        :mod:`agents.controller` documents, or ``None`` when observations are not
+        :mod:`agents.sb3_controller` documents, or ``None`` when observations are not
         normalised.
     """
     if not isinstance(env, VecNormalize) or not env.norm_obs:
@@ -325,177 +312,3 @@ def group_rates(model: PPO | RecurrentPPO) -> dict[str, float]:
         str(group.get("name", index)): float(group["lr"])
         for index, group in enumerate(model.policy.optimizer.param_groups)
     }
-
-
-def make_env(
-    env_id: str, env_kwargs: Mapping[str, Any], torch_threads: int | None = None
-) -> gym.Env:
-    """One training env: ``gym.make`` wrapped in SB3's ``Monitor`` (episode returns).
-
-    Importable by reference, so ``SubprocVecEnv`` workers can build it; the id gets the
-    ``"lrenv:"`` prefix (unless it has a module already) so each worker imports lrenv.
-
-    Args:
-        env_id: a registered id, e.g. ``"lrenv/Synthetic-v0"``.
-        env_kwargs: keywords for ``gym.make``.
-        torch_threads: set torch's intra-op threads in this process first (None: leave).
-
-    Returns:
-        The wrapped env.
-    """
-    if torch_threads is not None:
-        th.set_num_threads(torch_threads)
-    env_id = env_id if ":" in env_id else f"lrenv:{env_id}"
-    # torch_threads=None: the env computes with this process's count, which train.py's
-    # --threads set (here, or in the main process); a keyword of the user's wins
-    kwargs = {"torch_threads": None, **env_kwargs}
-    # the spec's episode length is its own task's: say this one's, so that gym.make's
-    # TimeLimit ends the episode where the env does when total_steps is overridden
-    return Monitor(gym.make(env_id, max_episode_steps=max_episode_steps(env_id, kwargs), **kwargs))
-
-
-def subproc_vec_env(factory: functools.partial, n_envs: int) -> SubprocVecEnv:
-    """``SubprocVecEnv([factory] * n_envs)``, reporting why a worker failed.
-
-    A worker whose env cannot be made dies, and the parent sees only a closed connection
-    (``ConnectionResetError`` or ``EOFError``). Then the env is made here, in this process,
-    to raise the worker's own error (an unregistered id, a missing dataset, a bad keyword).
-    """
-    try:
-        return SubprocVecEnv([factory] * n_envs)
-    except (ConnectionError, EOFError) as err:
-        # raises the error the worker met, with its traceback (make_env, not the worker's
-        # factory, which would make this process ignore Ctrl-C)
-        keywords = {k: v for k, v in factory.keywords.items() if k != "main_pid"}
-        make_env(*factory.args[:3], **keywords).close()
-        raise RuntimeError(
-            f"a SubprocVecEnv worker died while making {factory.args[0]!r}, though the env "
-            "can be made in this process; see the worker's output above"
-        ) from err
-
-
-def worker_env(
-    env_id: str,
-    env_kwargs: Mapping[str, Any],
-    torch_threads: int | None = None,
-    main_pid: int | None = None,
-) -> gym.Env:
-    """:func:`make_env` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C and SIGTERM to
-    the main process: it saves, prints how to continue and closes the workers, which then
-    exit quietly instead of each printing a traceback. The worker dies with the main
-    process ``main_pid`` (:func:`agents.lifeline.die_with_parent`), however that dies.
-    """
-    die_with_parent(main_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return make_env(env_id, env_kwargs, torch_threads)
-
-
-def close_envs(env: VecEnv, timeout: float = 60.0) -> None:
-    """Close training envs, waiting for each worker process to finish what it was doing.
-
-    ``SubprocVecEnv.close`` joins its workers, but a join returns at once when the
-    multiprocessing forkserver is gone (a SIGTERM sent to the whole process group, as
-    schedulers do, ends it too); the main process then exits while a worker still
-    computes, and the worker dies on a broken pipe with a traceback. Here the end of each
-    worker is read from its pipe instead (it closes its end when it exits), and any reply
-    still on the way is read and dropped.
-
-    Args:
-        env: the training envs (``VecNormalize`` around them or not).
-        timeout: seconds to wait for all workers before killing the ones left.
-    """
-    inner = env
-    while not isinstance(inner, SubprocVecEnv) and hasattr(inner, "venv"):
-        inner = inner.venv
-    if not isinstance(inner, SubprocVecEnv) or inner.closed:
-        env.close()
-        return
-    deadline = time.monotonic() + timeout
-    for remote in inner.remotes:
-        with contextlib.suppress(OSError):  # a worker already gone
-            remote.send(("close", None))
-    for remote in inner.remotes:
-        with contextlib.suppress(EOFError, OSError):
-            while remote.poll(max(0.0, deadline - time.monotonic())):
-                remote.recv()  # a reply to a step or reset the main process left
-            # poll timed out: fall through and kill the stragglers below
-    for process in inner.processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-    for remote in inner.remotes:
-        remote.close()
-    inner.closed = True
-
-
-def training_envs(
-    env_id: str,
-    env_kwargs: Mapping[str, Any],
-    n_envs: int,
-    settings: PPOSettings,
-    *,
-    torch_threads: int | None = None,
-    normalization: Mapping[str, Any] | None = None,
-    trusted_vecnormalize: str | Path | None = None,
-    batched: bool = False,
-    seed: int | None = None,
-    ray: bool = False,
-) -> VecEnv:
-    """``n_envs`` trainees, normalised as configured.
-
-    Args:
-        env_id: the trainee task.
-        env_kwargs: keywords for ``gym.make``.
-        n_envs: trainees trained at once. Unbatched, more than one runs each in its own
-            process (``SubprocVecEnv``) and one is stepped in this process
-            (``DummyVecEnv``); batched, all of them train in this process as one batched
-            computation (:func:`agents.vec_env.make_batched_vec_env`).
-        settings: gives ``normalize_observations``, ``normalize_rewards`` and ``gamma``.
-        torch_threads: torch threads in each worker process (unbatched only).
-        normalization: saved ``VecNormalize`` statistics to continue from (a resumed run;
-            :func:`agents.checkpoints.normalization_state`).
-        trusted_vecnormalize: an older run's pickled ``vecnormalize.pkl`` to continue from
-            instead; loading it unpickles (``train.py --trust-pickle`` only).
-        batched: train the trainees as one batched computation: the way to use a
-            GPU; each trainee is the same as an unbatched one with the same seed.
-        seed: seed the envs now (batched only; unbatched envs are seeded by the model).
-        ray: each trainee in a Ray actor, anywhere on the connected Ray cluster
-            (:class:`agents.ray_vec.RayVecEnv`), with ``torch_threads`` cores.
-
-    Returns:
-        The vectorised env, wrapped in ``VecNormalize`` when either normalisation is on.
-    """
-    venv: VecEnv
-    if ray and batched:
-        raise ValueError("trainees run either batched in this process or as Ray actors")
-    if ray:
-        from agents.ray_cluster import trainee_gpus
-        from agents.ray_vec import RayVecEnv  # Ray only when asked: it is an optional extra
-
-        venv = RayVecEnv(env_id, env_kwargs, n_envs, torch_threads or 1, trainee_gpus(env_kwargs))
-    elif batched:
-        # VecMonitor (monitor=True) records info["episode"] as the per-env Monitor does;
-        # the batched envs are made without gym.make, so there is no Monitor to double.
-        kwargs = {"torch_threads": None, **env_kwargs}  # this process's count (--threads)
-        venv = make_batched_vec_env(env_id, n_envs, seed=seed, monitor=True, **kwargs)
-    else:
-        threads = torch_threads if n_envs > 1 else None
-        if n_envs > 1:
-            factory = functools.partial(worker_env, env_id, dict(env_kwargs), threads, os.getpid())
-            venv = subproc_vec_env(factory, n_envs)
-        else:
-            venv = DummyVecEnv([functools.partial(make_env, env_id, dict(env_kwargs), None)])
-    if normalization is not None:
-        venv = restore_normalization(normalization, venv)
-    elif trusted_vecnormalize is not None:
-        venv = VecNormalize.load(str(trusted_vecnormalize), venv)  # unpickles: opted in
-        venv.training = True
-    elif settings.normalize_observations or settings.normalize_rewards:
-        venv = VecNormalize(
-            venv,
-            norm_obs=settings.normalize_observations,
-            norm_reward=settings.normalize_rewards,
-            gamma=settings.gamma,
-        )
-    return venv

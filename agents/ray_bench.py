@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from agents.ppo import make_env
+from agents.env_factory import make_env
 from agents.ray_cluster import connect
 
 LIGHT = {"steps_per_action": 1, "total_steps": 200, "val_size": 64}

@@ -1,8 +1,8 @@
 """Evaluation jobs as Ray tasks: the selection grid and the evaluation runs on a cluster.
 
-:class:`RayRunner` has :class:`agents.evaluation.Runner`'s interface (a context manager
+:class:`RayRunner` has :class:`agents.comparison.Runner`'s interface (a context manager
 whose ``run(jobs)`` returns the results in order) and is what ``evaluate.py --ray ADDRESS``
-runs the comparison with. Each :class:`agents.evaluation.Job` (one trainee) is one Ray
+runs the comparison with. Each :class:`agents.comparison.Job` (one trainee) is one Ray
 task, done by :func:`agents.jobs.run_job` exactly as a worker process does it, so the
 results equal the local run's for the same seeds.
 
@@ -61,7 +61,7 @@ def _run_job(job: Job, threads: int, controller: bytes | None) -> RunResult:
 
 
 class RayRunner:
-    """Runs :class:`agents.evaluation.Job`\\ s as Ray tasks, one trainee each.
+    """Runs :class:`agents.comparison.Job`\\ s as Ray tasks, one trainee each.
 
     Needs a connected Ray (:func:`agents.ray_cluster.connect`).
 

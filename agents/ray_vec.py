@@ -3,7 +3,7 @@
 :class:`RayVecEnv` is what ``train.py --ray ADDRESS`` trains on: ``n_envs`` envs, each in
 its own Ray actor (:class:`EnvWorker`, anywhere on the cluster), stepped together as
 ``SubprocVecEnv`` steps its processes; the PPO learner stays in the driver. The envs are
-those :func:`agents.ppo.make_env` builds for ``SubprocVecEnv``, stepped the same way
+those :func:`agents.env_factory.make_env` builds for ``SubprocVecEnv``, stepped the same way
 (an ended episode resets at once, its last observation in ``info["terminal_observation"]``),
 so the same seed gives the same trainee episodes as without Ray.
 
@@ -63,7 +63,7 @@ class EnvWorker:
     """
 
     def __init__(self, env_id: str, env_kwargs: Mapping[str, Any], torch_threads: int) -> None:
-        from agents.ppo import make_env  # in the actor: torch and lrenv load there
+        from agents.env_factory import make_env  # in the actor: torch and lrenv load there
 
         self.env = make_env(env_id, env_kwargs, torch_threads)
 

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import grid, schedule_to_dict
-from agents.evaluation import selection_seeds
+from agents.comparison import selection_seeds
 from agents.jobs import Job, RunResult, finite_or_none
+from agents.pool import Runner
 from agents.presets import SMOKE_TASK_SET_GRIDS, TASK_SET_GRIDS
-from agents.runner import Runner
 from agents.tasks import BASELINES, RUNTIME_KEYS, Task
 from lrenv.files import atomic_path
 from lrenv.task_sets import TaskSet, TaskSpec, load_task_set

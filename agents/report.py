@@ -1,6 +1,6 @@
 """What evaluate.py writes: results.json, results.md, trajectories.json and the figures.
 
-Everything here reads a finished :class:`agents.evaluation.Comparison`; nothing runs a
+Everything here reads a finished :class:`agents.comparison.Comparison`; nothing runs a
 trainee.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import schedule_from_dict
-from agents.evaluation import Comparison
+from agents.comparison import Comparison
 from agents.jobs import RunResult, finite_or_none
 from agents.statistics import SIGNIFICANCE
 from agents.tasks import METHOD_LABELS, METHODS

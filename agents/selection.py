@@ -15,7 +15,7 @@ last policy of a run is not reliably its best (the same command gave a winner on
 one machine and a loser on another). train.py therefore keeps a snapshot of the controller
 every ``select_every`` episodes, including the untrained one, and afterwards runs each on
 ``select_seeds`` validation-only episodes (the selection seeds of the baselines,
-:data:`agents.evaluation.SELECTION_SEED_OFFSET` + j; the test split is never read). The
+:data:`agents.comparison.SELECTION_SEED_OFFSET` + j; the test split is never read). The
 snapshot with the lowest mean best-validation loss becomes ``controller.safetensors`` and
 ``controller.zip`` (each snapshot is kept in both formats, as train.py writes controllers).
 
@@ -33,19 +33,19 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation import (
+from agents.comparison import (
     best_candidate,
     candidates,
     select_baselines,
     selection_seeds,
 )
 from agents.jobs import Job
-from agents.runner import Runner
+from agents.pool import Runner
 from agents.tasks import Task
 from lrenv.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
 from lrenv.files import atomic_path
 from lrenv.keywords import is_task_set_id, task_set_kwargs
-from lrenv.schedules import SCHEDULES
+from lrenv.schedule_families import SCHEDULES
 from lrenv.task_sets import load_task_set
 
 SNAPSHOTS = "snapshots"
@@ -114,7 +114,7 @@ def select_snapshot(
             }
         )
     best = best_candidate(scores)
-    # the code-free file first, as agents.runs.save_model writes them
+    # the code-free file first, as agents.run_folder.save_model writes them
     for source, name in (
         (code_free_path(snapshots[best]), CONTROLLER_FILE),
         (snapshots[best], ZIP_FILE),
@@ -163,7 +163,7 @@ def residual_base(schedule: dict[str, Any]) -> dict[str, Any]:
         schedule: a baseline's description (:func:`agents.baselines.schedule_to_dict`).
 
     Returns:
-        ``action_mode="residual"``, the ``base_schedule`` (a :mod:`lrenv.schedules`
+        ``action_mode="residual"``, the ``base_schedule`` (a :mod:`lrenv.schedule_families`
         description) and, for schedule-free SGD, its optimizer and warmup.
 
     Raises:

@@ -19,7 +19,6 @@ import gymnasium as gym
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.presets import without_task_keys
-from lrenv.features import feature_names
 
 BASELINES = (
     "step_decay",
@@ -68,12 +67,17 @@ class Task:
     def __post_init__(self) -> None:  # a plain dict: picklable for worker processes
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
 
-    def make(self, keep_best: bool) -> gym.Env:
-        """A fresh env for this task (``keep_best`` decides whether test_best is possible)."""
+    def make(self, keep_best: bool, torch_threads: int | None = None) -> gym.Env:
+        """A fresh env for this task.
+
+        Args:
+            keep_best: whether the env keeps its best-validation weights (for test_best).
+            torch_threads: the env keyword ``torch_threads`` unless the task sets it (None:
+                the process's count, e.g. a worker's --threads).
+        """
         from lrenv.vector import max_episode_steps  # torch only when an env is made
 
-        # torch_threads=None: the process's count, which the Runner sets (--threads)
-        kwargs = {"torch_threads": None, **self.env_kwargs, "keep_best": keep_best}
+        kwargs = {"torch_threads": torch_threads, **self.env_kwargs, "keep_best": keep_best}
         # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
         # process has imported lrenv (this module does) but no other package
         return gym.make(
@@ -87,7 +91,8 @@ class Task:
         a task set, the keywords its tasks share (``task_set`` and ``split`` among them;
         each task's row adds its own)."""
         # torch and the data loaders only when asked
-        from lrenv.keywords import env_defaults, is_task_set_id, resolve_env_kwargs, task_set_kwargs
+        from lrenv.env import env_defaults
+        from lrenv.keywords import is_task_set_id, resolve_env_kwargs, task_set_kwargs
 
         if is_task_set_id(self.env_id):  # the keywords its tasks share; each row adds its own
             from lrenv.task_sets import TASK_SET_KEYS
@@ -188,6 +193,8 @@ def resolve_tasks(
 
 def check_controller_fits(observation_size: int, task: Task) -> None:
     """Raise ValueError when the task's observation length differs from the controller's."""
+    from lrenv.features import feature_names  # torch only where a controller is checked
+
     expected = len(feature_names(bool(task.resolved_kwargs.get("progress_feature", False))))
     if expected != observation_size:
         raise ValueError(

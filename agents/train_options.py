@@ -5,6 +5,10 @@ input); :func:`resolve` turns them into the configuration, the run folder and th
 checkpoint to continue from; a run that cannot start raises
 :class:`agents.validators.UsageError`, which
 train.py prints as a usage error.
+
+:func:`check_train_options` checks each option on its own. This module imports no torch
+and no stable-baselines3 at import time (the run folder and the configuration are imported
+where they are used), so that train.py checks its command line before loading either.
 """
 
 from __future__ import annotations
@@ -12,17 +16,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agents.checkpoints import read_json_file
+from agents import validators
 from agents.presets import DEFAULT_PRESET, get_preset
-from agents.runs import (
-    Checkpoint,
-    RunDir,
-    TrainConfig,
-    config_differences,
-)
-from lrenv.vector import trainee_device
+from agents.train_config import check_fields
+from agents.validators import UsageError
+
+if TYPE_CHECKING:
+    from agents.run_folder import Checkpoint, RunDir
+    from agents.train_config import TrainConfig
 
 DEFAULT_CHECKPOINT_EVERY = 20
 BASE_FILE = "base_selection.json"
@@ -132,6 +135,9 @@ def resolve(
         ValueError: for an impossible configuration, an --out that already holds a run,
             or a --resume whose flags differ from the run's configuration.
     """
+    from agents.run_folder import RunDir
+    from agents.train_config import TrainConfig, config_differences
+
     if args.resume is not None:
         run = RunDir(args.resume)
         if args.out is not None and Path(args.out).resolve() != run.path.resolve():
@@ -167,6 +173,8 @@ def resolve(
 def _saved_config(run: RunDir) -> dict[str, Any]:
     """The configuration of the run in ``run``: its config.json's, or, for a run killed
     during its base selection (before config.json), the one saved with that selection."""
+    from agents.checkpoints import read_json_file
+
     if not run.config_path.exists() and (run.path / BASE_FILE).is_file():
         document = read_json_file(run.path / BASE_FILE)
         if isinstance(document, dict) and isinstance(document.get("config"), dict):
@@ -183,13 +191,15 @@ def use_batched(args: TrainOptions, config: TrainConfig) -> bool:
         config: the resolved configuration (its env id and keywords give the device).
 
     Returns:
-        True to build the training envs with :func:`agents.vec_env.make_batched_vec_env`.
+        True to build the training envs with :func:`agents.vec_env.make_batched_sb3_vec_env`.
 
     Raises:
         ValueError: when the env keywords ask for a device that does not exist here.
     """
     if args.batched is not None:
         return args.batched
+    from lrenv.vector import trainee_device  # torch
+
     return trainee_device(config.env_id, config.env_kwargs).type == "cuda"
 
 
@@ -208,3 +218,32 @@ def describe(config: TrainConfig, derived: dict[str, Any]) -> str:
     return "| setting | value |\n| --- | --- |\n" + "\n".join(
         f"| {k} | {v} |" for k, v in rows.items()
     )
+
+
+def check_train_options(args: TrainOptions) -> None:
+    """Check each option on its own, one validator each: those outside the run's
+    configuration, and the configuration fields given
+    (:func:`agents.train_config.check_fields`); the configuration as a whole, env id and
+    keywords included, is :meth:`TrainConfig.validate`'s. Imports nothing heavy.
+
+    Raises:
+        UsageError: naming the first bad option.
+    """
+    if args.preset is not None:
+        validators.check_preset(args.preset)
+    if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
+        raise UsageError(f"env_kwargs must be a JSON object, got {args.env_kwargs!r}")
+    for name, low in (("checkpoint_every", 0), ("figure_every", 0)):
+        if getattr(args, name) is not None:
+            validators.integer(name, getattr(args, name), low, note="0: off")
+    check_fields({k: getattr(args, k) for k in CONFIG_FIELDS if getattr(args, k) is not None})
+    validators.check_threads(args.threads)
+    validators.check_ray_address(args.ray)
+    validators.check_device(args.device)
+    for name in ("batched", "progress", "trust_pickle"):
+        if getattr(args, name) is not None:
+            validators.boolean(name, getattr(args, name))
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+    if args.resume is not None and not Path(args.resume).is_dir():
+        raise UsageError(f"--resume {args.resume}: no such folder")

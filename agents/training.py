@@ -9,8 +9,8 @@ one, keeps the snapshot chosen on validation and writes the run folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,29 +42,18 @@ from agents.checkpoints import (
     read_json_file,
     read_normalization,
 )
+from agents.env_factory import close_envs
+from agents.errors import EnvWorkerError, RunInterrupted
 from agents.ppo import (
     TwoRatePPO,
     TwoRateRecurrentPPO,
     build_agent,
-    close_envs,
     observation_normalization,
     rollout_shape,
-    training_envs,
 )
 from agents.presets import get_preset
-from agents.ray_cluster import (
-    EnvActorLostError,
-    RayMissingError,
-    UnschedulableError,
-    connect,
-)
-from agents.runs import (
-    Checkpoint,
-    RunDir,
-    TrainConfig,
-    save_model,
-    write_json_atomic,
-)
+from agents.ray_cluster import EnvActorLostError, connect
+from agents.run_folder import Checkpoint, RunDir, save_model, write_json_atomic
 from agents.selection import (
     choose_base,
     describe_selection,
@@ -73,15 +62,18 @@ from agents.selection import (
     snapshot_path,
 )
 from agents.tasks import Task
+from agents.train_config import TrainConfig
 from agents.train_options import (
     BASE_FILE,
     CONFIG_FIELDS,
     DEFAULT_CHECKPOINT_EVERY,
     TrainOptions,
+    check_train_options,
     describe,
     resolve,
     use_batched,
 )
+from agents.training_envs import training_envs
 from agents.validators import UsageError
 from lrenv.keywords import check_env_kwargs
 from lrenv.vector import max_episode_steps
@@ -109,7 +101,7 @@ def segment_seed(seed: int, episodes_done: int) -> int:
 def attach_controller_metadata(
     model: BaseAlgorithm, env: VecEnv, config: TrainConfig, extra: dict[str, Any]
 ) -> None:
-    """Attach what agents/controller.py documents, so that it is saved with the model.
+    """Attach what agents/sb3_controller.py documents, so that it is saved with the model.
 
     Args:
         model: the controller being trained.
@@ -129,6 +121,13 @@ def train_controller(
 ) -> Path:
     """Train (or resume) a controller: options in, run folder out.
 
+    A library function: it neither exits nor installs signal handlers nor changes torch's
+    thread count (train.py does those: :func:`agents.cli.script_session`), and it leaves
+    ``args`` and ``ppo`` as they were. Trainees that compute in this process (one env, or
+    batched ones) use ``args.threads`` threads through the env keyword ``torch_threads``,
+    which gives the caller's count back after each call; PPO's updates use the caller's
+    count.
+
     Args:
         args: the options (train.py's flags); unset task fields take the preset's values.
         ppo: PPO settings to change from the preset's (:class:`PPOSettings` fields).
@@ -140,10 +139,15 @@ def train_controller(
 
     Raises:
         UsageError: options that cannot make a run (nothing is trained).
-        SystemExit: when interrupted (Ctrl-C or SIGTERM), after printing the command
-            that continues the run from its last checkpoint (code 130); when Ray is
-            missing or an env actor was lost too often.
+        RunInterrupted: on Ctrl-C (a ``KeyboardInterrupt``), after the last checkpoint;
+            its message is the command that continues the run.
+        RayMissingError: ``args.ray`` is given and Ray is not installed.
+        UnschedulableError: the Ray cluster cannot place the trainees.
+        EnvActorLostError: a trainee's Ray actor was lost too often (the message says
+            how to continue the run).
+        EnvWorkerError: an env worker process died while building its env.
     """
+    args = dataclasses.replace(args)  # the caller's options stay as they were
     config, run, checkpoint, batched, normalization = prepare(args, ppo)
     if checkpoint is not None and checkpoint.progress.get("finished"):
         print(f"{run.path} is finished ({checkpoint.progress['episodes_done']} episodes).")
@@ -160,105 +164,109 @@ def train_controller(
         try:
             base = _base_for(run, config, args.progress)
         except KeyboardInterrupt:
-            where = "interrupted while choosing the base"
-            print(f"\n{where}; continue with: python train.py --resume {run.path}")
-            raise SystemExit(130) from None
+            raise RunInterrupted(
+                f"interrupted while choosing the base; continue with: "
+                f"python train.py --resume {run.path}",
+                run.path,
+            ) from None
         config = config.with_overrides({"env_kwargs": base["env_kwargs"]})
     if batched and config.env_kwargs.get("optimizer", "sgd") != "sgd":
         batched = False  # batched trainees run plain SGD only (lrenv.vector)
 
-    cluster = contextlib.ExitStack()
-    if args.ray is not None:
+    with contextlib.ExitStack() as cluster:
+        if args.ray is not None:
+            try:
+                cluster.enter_context(connect(args.ray))
+            except ValueError as err:
+                raise UsageError(str(err)) from err
         try:
-            cluster.enter_context(connect(args.ray))
-        except (RayMissingError, ValueError) as err:
-            raise SystemExit(str(err)) from None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    sigterm = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        env = training_envs(
-            config.env_id,
-            config.env_kwargs,
-            config.n_envs,
-            config.ppo,
-            torch_threads=args.threads,
-            normalization=normalization,
-            trusted_vecnormalize=checkpoint.legacy_vecnormalize if checkpoint else None,
-            batched=batched,
-            seed=config.seed,
-            ray=args.ray is not None,
-        )
-    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
-        signal.signal(signal.SIGTERM, sigterm)
-        torch.set_num_threads(threads)
-        raise UsageError(f"cannot build the training envs: {err}") from err
-    except UnschedulableError as err:
-        signal.signal(signal.SIGTERM, sigterm)
-        torch.set_num_threads(threads)
-        cluster.close()
-        raise SystemExit(f"train.py: error: {err}") from None
-    except (EOFError, ConnectionError) as err:
-        signal.signal(signal.SIGTERM, sigterm)
-        torch.set_num_threads(threads)
-        raise SystemExit(
-            f"train.py: error: an env worker process failed while building its env ({err!r}); "
-            "its own error is printed above. Try --n-envs 1 to see it here."
-        ) from None
-    try:
-        decisions = int(env.get_attr("decisions")[0])
-        n_steps, minibatch_size = rollout_shape(config.ppo, decisions, config.n_envs)
-        derived = {
-            "algorithm": config.algorithm,
-            "decisions_per_episode": decisions,
-            "n_steps": n_steps,
-            "ppo_minibatch_size": minibatch_size,  # the trainee's batch_size is an env keyword
-            "total_timesteps": config.episodes * decisions,
-        }
-        if checkpoint is None and not run.config_path.exists():
-            run.write_config(
-                {
-                    "config": config.to_dict(),
-                    "derived": derived,
-                    # how the trainees ran, outside "config": a resume may change it
-                    # (each checkpoint's progress records its session's choice)
-                    "runtime": {"batched": batched, "checkpoint_every": args.checkpoint_every}
-                    | ({"ray": args.ray} if args.ray else {}),
-                    "base_selection": base,
-                    "versions": {
-                        "lrenv": lrenv.__version__,
-                        "stable_baselines3": stable_baselines3.__version__,
-                        "sb3_contrib": sb3_contrib.__version__,
-                        "torch": torch.__version__,
-                        "gymnasium": gymnasium.__version__,
-                    },
-                    "command": list(command),
-                    "created": dt.datetime.now().isoformat(timespec="seconds"),
-                }
+            env = training_envs(
+                config.env_id,
+                config.env_kwargs,
+                config.n_envs,
+                config.ppo,
+                torch_threads=args.threads,
+                normalization=normalization,
+                trusted_vecnormalize=checkpoint.legacy_vecnormalize if checkpoint else None,
+                batched=batched,
+                seed=config.seed,
+                ray=args.ray is not None,
             )
-        return _train(args, config, run, checkpoint, env, derived, callbacks, batched)
-    except KeyboardInterrupt:
-        last = run.last_checkpoint()
-        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
-        print(f"\ninterrupted ({where}); continue with: python train.py --resume {run.path}")
-        raise SystemExit(130) from None
-    except CheckpointError as err:
-        raise UsageError(str(err)) from err
-    except EnvActorLostError as err:
-        last = run.last_checkpoint()
-        where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
-        raise SystemExit(
-            f"{err}\nthe run stopped (last checkpoint: {where}); continue it, on this or "
-            f"another cluster, with: python train.py --resume {run.path} --ray ADDRESS"
-        ) from None
-    finally:
-        # Ignore a second signal while the workers close; a worker a signal reached
-        # already may be gone: closing its pipe fails.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        close_envs(env)
-        signal.signal(signal.SIGTERM, sigterm)
-        torch.set_num_threads(threads)
-        cluster.close()
+        except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
+            raise UsageError(f"cannot build the training envs: {err}") from err
+        except (EOFError, ConnectionError) as err:
+            raise EnvWorkerError(
+                f"an env worker process failed while building its env ({err!r}); "
+                "its own error is printed above. Try --n-envs 1 to see it here."
+            ) from None
+        try:
+            return _write_config_and_train(
+                args, config, run, checkpoint, env, base, batched, callbacks, command
+            )
+        except KeyboardInterrupt:
+            last = run.last_checkpoint()
+            where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+            raise RunInterrupted(
+                f"interrupted ({where}); continue with: python train.py --resume {run.path}",
+                run.path,
+            ) from None
+        except CheckpointError as err:
+            raise UsageError(str(err)) from err
+        except EnvActorLostError as err:
+            last = run.last_checkpoint()
+            where = f"episode {last.progress['episodes_done']}" if last else "no checkpoint yet"
+            raise EnvActorLostError(
+                f"{err}\nthe run stopped (last checkpoint: {where}); continue it, on this or "
+                f"another cluster, with: python train.py --resume {run.path} --ray ADDRESS"
+            ) from None
+        finally:
+            close_envs(env)
+
+
+def _write_config_and_train(
+    args: TrainOptions,
+    config: TrainConfig,
+    run: RunDir,
+    checkpoint: Checkpoint | None,
+    env: VecEnv,
+    base: dict[str, Any] | None,
+    batched: bool,
+    callbacks: Sequence[BaseCallback],
+    command: Sequence[str],
+) -> Path:
+    """Write config.json (a new run) and train: :func:`train_controller` once its envs
+    are built."""
+    decisions = int(env.get_attr("decisions")[0])
+    n_steps, minibatch_size = rollout_shape(config.ppo, decisions, config.n_envs)
+    derived = {
+        "algorithm": config.algorithm,
+        "decisions_per_episode": decisions,
+        "n_steps": n_steps,
+        "ppo_minibatch_size": minibatch_size,  # the trainee's batch_size is an env keyword
+        "total_timesteps": config.episodes * decisions,
+    }
+    if checkpoint is None and not run.config_path.exists():
+        run.write_config(
+            {
+                "config": config.to_dict(),
+                "derived": derived,
+                # how the trainees ran, outside "config": a resume may change it
+                # (each checkpoint's progress records its session's choice)
+                "runtime": {"batched": batched, "checkpoint_every": args.checkpoint_every}
+                | ({"ray": args.ray} if args.ray else {}),
+                "base_selection": base,
+                "versions": {
+                    "lrenv": lrenv.__version__,
+                    "stable_baselines3": stable_baselines3.__version__,
+                    "sb3_contrib": sb3_contrib.__version__,
+                    "torch": torch.__version__,
+                    "gymnasium": gymnasium.__version__,
+                },
+                "command": list(command),
+                "created": dt.datetime.now().isoformat(timespec="seconds"),
+            }
+        )
+    return _train(args, config, run, checkpoint, env, derived, callbacks, batched)
 
 
 def prepare(
@@ -321,38 +329,6 @@ def prepare(
             "trains with its own optimizer; drop --batched or schedule_free"
         )
     return config, run, checkpoint, batched, normalization
-
-
-def check_train_options(args: TrainOptions) -> None:
-    """Check the options that are not part of the run's configuration (those are
-    :meth:`TrainConfig.validate`'s): one validator each.
-
-    Raises:
-        UsageError: naming the first bad option.
-    """
-    if args.preset is not None:
-        validators.check_preset(args.preset)
-    if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
-        raise UsageError(f"env_kwargs must be a JSON object, got {args.env_kwargs!r}")
-    for name, low in (("checkpoint_every", 0), ("figure_every", 0)):
-        if getattr(args, name) is not None:
-            validators.integer(name, getattr(args, name), low, note="0: off")
-    validators.check_threads(args.threads)
-    validators.check_ray_address(args.ray)
-    validators.check_device(args.device)
-    for name in ("batched", "progress", "trust_pickle"):
-        if getattr(args, name) is not None:
-            validators.boolean(name, getattr(args, name))
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out} is a file; give a folder")
-    if args.resume is not None and not Path(args.resume).is_dir():
-        raise UsageError(f"--resume {args.resume}: no such folder")
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM handler: stop as Ctrl-C does (the last checkpoint stays; the resume command
-    is printed)."""
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def _check_checkpoint(checkpoint: Checkpoint | None, trust_pickle: bool) -> dict[str, Any] | None:

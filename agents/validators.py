@@ -2,7 +2,7 @@
 
 One validator per setting: each raises :class:`UsageError` (a ``ValueError``) whose message
 says what was wrong and what is allowed. The library (:func:`agents.training.train_controller`,
-:func:`agents.evaluating.evaluate_controller`, :meth:`agents.runs.TrainConfig.validate`)
+:func:`agents.evaluating.evaluate_controller`, :meth:`agents.train_config.TrainConfig.validate`)
 calls them before it starts a process or writes a folder; train.py and evaluate.py print
 the message as one line and exit with code 2. The env's keywords are checked by
 :func:`lrenv.keywords.check_env_kwargs`, the env's own rules.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
-from lrenv.keywords import is_real
+from lrenv.checks import is_real
 
 
 class UsageError(ValueError):
@@ -214,10 +214,10 @@ def check_env_id(value: Any) -> str:
 def check_device(value: Any) -> str:
     """The controller's torch device: ``"cpu"``, ``"auto"``, ``"cuda"`` or ``"cuda:N"``,
     which must exist here."""
+    if value in ("auto", "cpu"):  # without importing torch: the scripts check this first
+        return value
     import torch
 
-    if value == "auto":
-        return value
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError) as err:
@@ -233,7 +233,7 @@ def check_residual_over(value: Any) -> list[str]:
     """``residual_over``: baseline families whose schedules are a function of the step
     (a residual controller scales one), comma-separated; ``""`` for none."""
     from agents.tasks import BASELINES
-    from lrenv.schedules import SCHEDULES
+    from lrenv.schedule_families import SCHEDULES
 
     usable = [b for b in BASELINES if b in SCHEDULES or b == "schedule_free"]
     families = names("residual_over", value, BASELINES)

@@ -9,10 +9,10 @@ RL libraries get lrenv without stable-baselines3).
 - :class:`BatchedVecEnv` is a stable-baselines3 ``DummyVecEnv`` whose step trains all N at
   once; everything else (auto-reset with ``terminal_observation``, seeding, ``env_method``,
   ``get_attr``) is DummyVecEnv's own code.
-- :func:`make_batched_vec_env` builds one from an id, a drop-in for SB3's ``make_vec_env``.
+- :func:`make_batched_sb3_vec_env` builds one from an id, a drop-in for SB3's ``make_vec_env``.
 
->>> from agents.vec_env import make_batched_vec_env
->>> venv = make_batched_vec_env("lrenv/Synthetic-v0", n=4, seed=0)
+>>> from agents.vec_env import make_batched_sb3_vec_env
+>>> venv = make_batched_sb3_vec_env("lrenv/Synthetic-v0", n_envs=4, seed=0)
 >>> venv.reset().shape
 (4, 7)
 """
@@ -45,23 +45,23 @@ class BatchedVecEnv(DummyVecEnv):
         return super().step_wait()
 
 
-def make_batched_vec_env(
+def make_batched_sb3_vec_env(
     env_id: str,
-    n: int,
+    n_envs: int,
     seed: int | None = None,
     monitor: bool = True,
     strategy: str = "auto",
     **env_kwargs: Any,
 ) -> VecEnv:
-    """A stable-baselines3 VecEnv of ``n`` batched envs; a drop-in for ``make_vec_env``.
+    """A stable-baselines3 VecEnv of ``n_envs`` batched envs; a drop-in for ``make_vec_env``.
 
-    Seeds like ``make_vec_env(env_id, n, seed)``: env ``i`` is reset with ``seed + i`` and
+    Seeds like ``make_vec_env(env_id, n_envs, seed)``: env ``i`` is reset with ``seed + i`` and
     its action space seeded with ``seed + i``, so each env follows the same trajectory as
     in ``make_vec_env`` (within float tolerance).
 
     Args:
         env_id: a registered lrenv id (``"lrenv/FashionMNIST-CNN-v0"``, ...).
-        n: number of envs (trainees trained together).
+        n_envs: number of envs (trainees trained together), as ``make_vec_env`` names it.
         seed: the first env's seed, or ``None``.
         monitor: wrap in ``VecMonitor``, which records episode returns and lengths in
             ``info["episode"]`` as ``make_vec_env``'s per-env ``Monitor`` does.
@@ -69,7 +69,7 @@ def make_batched_vec_env(
             (:class:`~lrenv.batched_trainee.BatchedTrainee`).
         **env_kwargs: keywords for every env, as for ``gym.make``.
     """
-    vec: VecEnv = BatchedVecEnv(BatchedEnvs(n, env_id, strategy, **env_kwargs))
+    vec: VecEnv = BatchedVecEnv(BatchedEnvs(n_envs, env_id, strategy, **env_kwargs))
     if seed is not None:
         for i, env in enumerate(vec.envs):
             env.action_space.seed(seed + i)

@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import ScheduleFree, TuningFree, schedule_to_dict
-from agents.evaluation import selection_seeds
+from agents.comparison import selection_seeds
 from agents.jobs import Job, RunResult, finite_or_none
 from agents.open_loop import actions_from_trace, progress_profile
+from agents.pool import Runner
 from agents.references import (
     best_transferred,
     choose_oracle,
@@ -47,7 +48,6 @@ from agents.references import (
     task_of,
     transferred_settings,
 )
-from agents.runner import Runner
 from agents.statistics import SIGNIFICANCE, paired_t_test
 from lrenv.task_sets import TaskSet, TaskSpec
 

@@ -22,9 +22,9 @@
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register
+from typing import Any
 
-from lrenv.features import FEATURE_NAMES, PAPER_FEATURES
+from gymnasium.envs.registration import register
 
 __all__ = ["FEATURE_NAMES", "PAPER_FEATURES", "TASK_KEYS", "TASK_SET_DEFAULTS"]
 __version__ = "0.1.0"
@@ -130,3 +130,14 @@ register(
     entry_point="lrenv.task_set_env:TaskSetEnv",
     kwargs={"task_set": "default", "split": "train", **TASK_SET_DEFAULTS},
 )
+
+
+def __getattr__(name: str) -> Any:
+    """``FEATURE_NAMES`` and ``PAPER_FEATURES`` from :mod:`lrenv.features`, read on first
+    use: ``import lrenv`` registers the ids without importing torch, so that a script can
+    check its command line before the heavy imports."""
+    if name in ("FEATURE_NAMES", "PAPER_FEATURES"):
+        from lrenv import features
+
+        return getattr(features, name)
+    raise AttributeError(f"module 'lrenv' has no attribute {name!r}")

@@ -15,6 +15,11 @@ from typing import Any
 import numpy as np
 
 
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (numpy scalars included), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def is_integer(value: Any, numpy_ints: bool = False) -> bool:
     """Whether ``value`` is a Python ``int`` (with ``numpy_ints``, a numpy integer too) and
     not a bool.

@@ -33,7 +33,7 @@ observation normalisation ``clip((obs - mean) / sqrt(var + epsilon), -clip, clip
 ``VecNormalize`` applies it in training.
 
 Nothing here imports stable-baselines3. Reading a ``controller.zip`` (which unpickles) is
-possible only through the explicit :func:`agents.controller.load_untrusted_zip`, for files
+possible only through the explicit :func:`agents.sb3_controller.load_untrusted_zip`, for files
 the user trusts; ``load_untrusted_zip(zip).save(path)`` converts one into the code-free
 format once. Evaluation, the drop-in scheduler and users all go through
 :class:`Controller`, so they see the same statistics as training did.
@@ -60,6 +60,11 @@ CONTROLLER_FILE = "controller.safetensors"
 """Name of the code-free controller file in a run folder."""
 ZIP_FILE = "controller.zip"
 """Name of stable-baselines3's save in a run folder (unpickles on load: trusted only)."""
+PENDING_FILE = "controller.pending"
+"""A folder that holds this file is still being made (a training run that has not
+finished): :func:`controller_file` refuses the folder, giving the file's text as the
+reason. Whoever makes the folder writes and removes it (train.py:
+:class:`agents.run_folder.RunDir`); this module knows no run folder's other files."""
 SUFFIX = ".safetensors"
 FORMAT = "lrenv-controller"
 VERSION = 1
@@ -207,7 +212,7 @@ class Controller:
         Raises:
             ControllerFileError: when there is no controller at ``path``, the file is
                 damaged or not a controller, or it is a zip with no code-free sibling
-                (:func:`agents.controller.load_untrusted_zip` reads one you trust).
+                (:func:`agents.sb3_controller.load_untrusted_zip` reads one you trust).
         """
         return cls._read(controller_file(path), device)
 
@@ -406,7 +411,7 @@ def controller_file(path: str | Path) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        _refuse_unfinished_run(path)
+        _refuse_pending(path)
         if (path / CONTROLLER_FILE).is_file():
             return path / CONTROLLER_FILE
         if (path / ZIP_FILE).is_file():
@@ -428,24 +433,20 @@ def controller_file(path: str | Path) -> Path:
     return path  # another name: read it as a code-free file (it says if it is not one)
 
 
-def _refuse_unfinished_run(folder: Path) -> None:
-    """Refuse a train.py run folder whose run has not marked itself finished: its
-    controller files, if any, are a killed run's (the last policy before the snapshot
-    selection, say), not the run's result."""
-    pointer = folder / "checkpoint.json"
-    if not (folder / "config.json").is_file() or not pointer.is_file():
+def _refuse_pending(folder: Path) -> None:
+    """Refuse a folder that holds :data:`PENDING_FILE`: its controller files, if any, are
+    not yet what the folder is being made for (a killed run's last policy, say)."""
+    marker = folder / PENDING_FILE
+    if not marker.is_file():
         return
     try:
-        progress = json.loads(pointer.read_text())
-        finished = bool(progress.get("finished"))
-    except (OSError, ValueError, AttributeError):
-        finished = False
-    if not finished:
-        raise ControllerFileError(
-            f"the training run in {folder} has not finished (its checkpoint.json does not "
-            f"say so); continue it with: python train.py --resume {folder}  (or name "
-            f"{folder / CONTROLLER_FILE} to use the file as it is)"
-        )
+        reason = marker.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        reason = ""
+    raise ControllerFileError(
+        f"{reason or f'{folder} is still being made'}  (or name {folder / CONTROLLER_FILE} "
+        "to use the file as it is)"
+    )
 
 
 def _untrusted(path: Path) -> UntrustedZipError:
@@ -453,7 +454,7 @@ def _untrusted(path: Path) -> UntrustedZipError:
         f"{path} is a stable-baselines3 zip with no {code_free_path(path).name} beside it. "
         "Loading a zip unpickles it, which runs any code it holds, so it is not loaded by "
         "default. If you trust the file (e.g. your own run), load it with "
-        "agents.controller.load_untrusted_zip(path), or convert it once: "
+        "agents.sb3_controller.load_untrusted_zip(path), or convert it once: "
         f"load_untrusted_zip(path).save('{code_free_path(path).name}')."
     )
 

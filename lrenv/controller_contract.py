@@ -38,8 +38,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lrenv.keywords import env_defaults, is_task_set_id, resolve_env_kwargs, task_set_kwargs
-from lrenv.schedules import schedule_from_dict
+from lrenv.env import env_defaults
+from lrenv.keywords import is_task_set_id, resolve_env_kwargs, task_set_kwargs
+from lrenv.schedule_families import schedule_from_dict
 
 OPTIMIZER_CLASSES = {
     "sgd": "torch.optim.SGD (or any optimizer that is not schedule-free: Adam, AdamW, ...)",
@@ -101,7 +102,7 @@ class ControllerContract:
         action_mode: ``"scale"``, ``"absolute"`` or ``"residual"``.
         factor_base: the action's factor is ``factor_base ** a``, ``a`` in [-1, 1].
         lr_bounds: the env's ``lr_bounds``.
-        base_schedule: a residual controller's base (a :mod:`lrenv.schedules`
+        base_schedule: a residual controller's base (a :mod:`lrenv.schedule_families`
             description), else ``None``.
         total_steps: optimizer steps of the training runs the controller learned on.
     """

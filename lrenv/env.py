@@ -3,6 +3,8 @@ Rate Schedule", arXiv:1909.09712)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -11,9 +13,9 @@ import numpy as np
 from gymnasium import spaces
 
 from lrenv.data import load_dataset
+from lrenv.env_config import RENDER_MODES, check_action, check_reset_options, validate_config
 from lrenv.features import FeatureReference, compute_features, feature_names
-from lrenv.keywords import check_action, check_reset_options, validate_config
-from lrenv.schedules import Schedule, schedule_from_dict
+from lrenv.schedule_families import Schedule, schedule_from_dict
 from lrenv.threads import with_torch_threads
 from lrenv.trace import EpisodeTrace
 from lrenv.trainee import Evaluation, Trainee, resolve_device
@@ -49,7 +51,7 @@ class LRScheduleEnv(gym.Env):
 
     ``action_mode="residual"`` (beyond the paper) scales a fixed schedule instead of the
     previous rate: ``lr = base(t) * factor_base ** a``, where ``base`` is
-    ``base_schedule`` (a :mod:`lrenv.schedules` description such as
+    ``base_schedule`` (a :mod:`lrenv.schedule_families` description such as
     ``{"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2}``) at the decision's first SGD step.
     An action of 0 reproduces that schedule exactly; deviations do not accumulate.
     Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
@@ -210,7 +212,7 @@ class LRScheduleEnv(gym.Env):
     (7,)
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(
         self,
@@ -562,3 +564,15 @@ def residual_lr(base_lr: float, action: float, factor_base: float) -> float:
     of a decay to zero) stays 0 whatever the action.
     """
     return float(base_lr * factor_base**action)
+
+
+@functools.cache
+def _env_defaults() -> tuple[tuple[str, Any], ...]:
+    parameters = inspect.signature(LRScheduleEnv.__init__).parameters.values()
+    return tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
+
+
+def env_defaults() -> dict[str, Any]:
+    """The default of every keyword of :class:`LRScheduleEnv` (read from its signature):
+    what an id's registered keywords and a user's keywords are merged over."""
+    return dict(_env_defaults())

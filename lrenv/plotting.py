@@ -2,8 +2,8 @@
 figure of train.py and the schedules of evaluate.py's report. Imported only when drawing.
 
 An episode's rates are piecewise constant: the rate chosen at a decision applies to the
-SGD steps that follow it, up to the next decision. :func:`rate_line` draws each rate over
-exactly those steps.
+SGD steps that follow it, up to the next decision. :func:`lrenv.trace.rate_line` gives the
+points that draw each rate over exactly those steps.
 """
 
 from __future__ import annotations
@@ -12,30 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def rate_line(
-    ends: Sequence[int], lrs: Sequence[float], start: int = 0
-) -> tuple[list[int], list[float]]:
-    """The points of a piecewise-constant rate line.
-
-    Args:
-        ends: the SGD step at which each rate stopped applying (the next decision's step).
-        lrs: the rates, ``lrs[i]`` in effect during the SGD steps ``(ends[i-1], ends[i]]``.
-        start: the SGD step at which the first rate started.
-
-    Returns:
-        ``(steps, rates)``: two points per rate, at the start and the end of its steps.
-    """
-    if len(ends) != len(lrs):
-        raise ValueError(f"{len(ends)} end steps for {len(lrs)} rates")
-    steps: list[int] = []
-    rates: list[float] = []
-    if not ends:  # right after reset: no rate has been applied yet
-        return steps, rates
-    for begin, end, lr in zip([start, *ends[:-1]], ends, lrs, strict=True):
-        steps += [int(begin), int(end)]
-        rates += [float(lr), float(lr)]
-    return steps, rates
+from lrenv.trace import rate_line
 
 
 def episode_figure(
@@ -46,10 +23,11 @@ def episode_figure(
     title: str = "",
 ):
     """A matplotlib figure (made without pyplot, so no GUI backend is needed): the
-    learning rate (log scale, :func:`rate_line`) and the validation loss against SGD steps.
+    learning rate (log scale, :func:`lrenv.trace.rate_line`) and the validation loss
+    against SGD steps.
 
     Args:
-        ends, lrs: the rates and where each stopped applying, as for :func:`rate_line`.
+        ends, lrs: the rates and where each stopped applying, as for :func:`lrenv.trace.rate_line`.
         val_steps, val_losses: the validation losses and the SGD steps they were taken at.
         title: the figure title.
     """

@@ -67,8 +67,9 @@ from lrenv.controller import Controller
 from lrenv.controller_contract import ControllerContract, trained_env_kwargs
 from lrenv.data import Split
 from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
+from lrenv.env_config import check_action
 from lrenv.features import FeatureReference, compute_features, feature_names
-from lrenv.keywords import check_action
+from lrenv.schedule_families import schedule_from_dict
 from lrenv.scheduler_inputs import (
     cpu,
     device_of,
@@ -78,7 +79,6 @@ from lrenv.scheduler_inputs import (
     positive_int,
     validation_tensors,
 )
-from lrenv.schedules import schedule_from_dict
 from lrenv.trainee import Evaluation, evaluate_module
 
 SCHEDULER_SETTINGS = (
@@ -129,7 +129,7 @@ class LearnedLRScheduler(LRScheduler):
             ``lr_bounds``, as the env's reset does; a warning says so when it has to.
         controller: a run folder train.py wrote (or its ``controller.safetensors``, a
             file that holds no code), or a loaded :class:`lrenv.controller.Controller`
-            (``agents.controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
+            (``agents.sb3_controller.load_untrusted_zip`` reads a ``controller.zip`` you trust).
         model: the model being trained; its device is where the validation pass runs.
         val_data: the validation examples the features are measured on: ``(x, y)``
             tensors (or arrays), an object with ``images`` and ``labels`` (a

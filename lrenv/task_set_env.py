@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from lrenv.env import LRScheduleEnv
-from lrenv.keywords import check_reset_options, env_defaults
+from lrenv.env import LRScheduleEnv, env_defaults
+from lrenv.env_config import check_reset_options
 from lrenv.task_sets import (
     TASK_SET_KEYS,
     TaskSet,

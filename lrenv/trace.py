@@ -2,15 +2,40 @@
 
 :class:`EpisodeTrace` is what ``render()``, train.py's TensorBoard figures and
 evaluate.py's trajectories (trajectories.json, its figures) all read: the rate of each
-decision over the SGD steps it applied to, and the validation losses.
+decision over the SGD steps it applied to, and the validation losses. It holds data only:
+the figures (:mod:`lrenv.plotting`) read it, it imports no plotting code.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lrenv.plotting import rate_line
+
+def rate_line(
+    ends: Sequence[int], lrs: Sequence[float], start: int = 0
+) -> tuple[list[int], list[float]]:
+    """The points of a piecewise-constant rate line.
+
+    Args:
+        ends: the SGD step at which each rate stopped applying (the next decision's step).
+        lrs: the rates, ``lrs[i]`` in effect during the SGD steps ``(ends[i-1], ends[i]]``.
+        start: the SGD step at which the first rate started.
+
+    Returns:
+        ``(steps, rates)``: two points per rate, at the start and the end of its steps.
+    """
+    if len(ends) != len(lrs):
+        raise ValueError(f"{len(ends)} end steps for {len(lrs)} rates")
+    steps: list[int] = []
+    rates: list[float] = []
+    if not ends:  # right after reset: no rate has been applied yet
+        return steps, rates
+    for begin, end, lr in zip([start, *ends[:-1]], ends, lrs, strict=True):
+        steps += [int(begin), int(end)]
+        rates += [float(lr), float(lr)]
+    return steps, rates
 
 
 @dataclass
@@ -54,7 +79,7 @@ class EpisodeTrace:
         return [*self.lr_steps[1:], self.end_step if now is None else now]
 
     def rate_line(self, now: int | None = None) -> tuple[list[int], list[float]]:
-        """:func:`lrenv.plotting.rate_line` of the rates so far (ends as :meth:`ends`)."""
+        """:func:`rate_line` of the rates so far (ends as :meth:`ends`)."""
         if not self.lr:
             return [], []
         return rate_line(self.ends(now), self.lr, start=self.lr_steps[0])

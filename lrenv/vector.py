@@ -45,7 +45,8 @@ from gymnasium.vector.utils import iterate
 from lrenv.batched_trainee import BatchedTrainee, TraineeSlot
 from lrenv.checks import check_integer
 from lrenv.env import LRScheduleEnv
-from lrenv.keywords import check_action, is_task_set_id, resolve_env_kwargs, task_set_kwargs
+from lrenv.env_config import check_action
+from lrenv.keywords import is_task_set_id, resolve_env_kwargs, task_set_kwargs
 from lrenv.threads import torch_threads
 from lrenv.trainee import resolve_device
 
@@ -103,10 +104,11 @@ def trainee_device(env_id: str, env_kwargs: Mapping[str, Any]) -> torch.device:
 
 
 class BatchedEnvs:
-    """N ``LRScheduleEnv`` of one configuration whose trainees train as one computation.
+    """``num_envs`` ``LRScheduleEnv`` of one configuration whose trainees train as one computation.
 
     Args:
-        n: number of environments (trainees).
+        num_envs: number of environments (trainees); lrenv says ``num_envs`` as
+            Gymnasium does (agents, on the stable-baselines3 side, says ``n_envs``).
         env_id: a registered lrenv id whose keywords are the defaults (``None``: the
             general ``LRScheduleEnv`` defaults).
         strategy: how the trainees compute, ``"auto"``, ``"vmap"`` or ``"loop"`` (see
@@ -120,12 +122,12 @@ class BatchedEnvs:
     """
 
     def __init__(
-        self, n: int, env_id: str | None = None, strategy: str = "auto", **env_kwargs: Any
+        self, num_envs: int, env_id: str | None = None, strategy: str = "auto", **env_kwargs: Any
     ) -> None:
-        check_integer(n, "n")
+        check_integer(num_envs, "num_envs")
         kwargs = resolve_env_kwargs(env_id, env_kwargs) if env_id else dict(env_kwargs)
         # each env validates the keywords and shares the process's one copy of the data
-        self.envs = [BatchSlotEnv(**kwargs) for _ in range(n)]
+        self.envs = [BatchSlotEnv(**kwargs) for _ in range(num_envs)]
         single = self.envs[0].trainee
         if single.optimizer_name != "sgd":
             raise ValueError(
@@ -137,7 +139,7 @@ class BatchedEnvs:
             single.dataset,
             single.model_name,
             single.batch_size,
-            n,
+            num_envs,
             momentum=single.momentum,
             val_size=len(single.val_data),
             device=single.device,
@@ -260,13 +262,14 @@ class BatchedVectorEnv(SyncVectorEnv):
 
 def make_batched_vector_env(
     env_id: str,
-    n: int,
+    num_envs: int,
     autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
     strategy: str = "auto",
     **env_kwargs: Any,
 ) -> BatchedVectorEnv:
-    """A Gymnasium vector env of ``n`` batched envs; ``reset(seed=s)`` seeds env i with s + i."""
-    batch = BatchedEnvs(n, env_id, strategy, **env_kwargs)
+    """A Gymnasium vector env of ``num_envs`` batched envs; ``reset(seed=s)`` seeds env i with
+    s + i."""
+    batch = BatchedEnvs(num_envs, env_id, strategy, **env_kwargs)
     return BatchedVectorEnv(batch, autoreset_mode=autoreset_mode)
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agents import ablation
-from agents.runs import RunDir
+from agents.run_folder import RunDir
 from agents.selection import SNAPSHOTS
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import agents.training
 import train
-from agents.runs import RunDir
+from agents.run_folder import RunDir
 from tests.test_train import smoke
 
 

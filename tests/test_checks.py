@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from agents.baselines import Plateau, ScheduleFree
-from agents.runner import Runner
+from agents.pool import Runner
 from lrenv.checks import check_integer, check_rate, is_integer
-from lrenv.schedules import WSD, Constant, StepDecay
+from lrenv.schedule_families import WSD, Constant, StepDecay
 from lrenv.vector import BatchedEnvs
 
 

@@ -1,4 +1,4 @@
-"""agents/controller.py: the controller file that holds no code, read without unpickling."""
+"""agents/sb3_controller.py: the controller file that holds no code, read without unpickling."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 
 import evaluate
-from agents.controller import load_untrusted_zip, save_controller
-from agents.runs import RunDir
+from agents.run_folder import RunDir
+from agents.sb3_controller import load_untrusted_zip, save_controller
 from lrenv.controller import CONTROLLER_FILE, Controller, ControllerFileError, controller_file
 from lrenv.data import load_dataset
 from lrenv.models import MLP
@@ -199,7 +199,7 @@ def test_a_poisoned_zip_is_refused_everywhere_without_running(tmp_path, capsys):
             Controller.load(path)
         message = str(refused.value)
         assert str(zip_path) in message and "unpickles" in message
-        assert "agents.controller.load_untrusted_zip" in message
+        assert "agents.sb3_controller.load_untrusted_zip" in message
     model, optimizer, val = small_trainee()
     with pytest.raises(ControllerFileError):
         LearnedLRScheduler(optimizer, zip_path, model=model, val_data=val)

@@ -72,7 +72,7 @@ def test_the_check_finds_names_and_refuses_a_wrong_one():
         "lrenv.vector.BatchedEnvs"
     }
     assert resolves("lrenv.vector.BatchedEnvs.step") and resolves("agents.jobs")
-    assert not resolves("agents.evaluation.run_job")  # it lives in agents.jobs
+    assert not resolves("agents.comparison.run_job")  # it lives in agents.jobs
     assert not resolves("lrenv.no_such_module")
 
 

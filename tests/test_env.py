@@ -434,7 +434,7 @@ def test_render_rgb_array_draws_the_episode():
 def test_each_rate_is_drawn_over_the_sgd_steps_it_applied_to():
     """render(), train.py's TensorBoard figure and the report share one rate line: the rate
     chosen at a decision covers the SGD steps up to the next decision, not the ones after."""
-    from lrenv.plotting import rate_line
+    from lrenv.trace import rate_line
 
     env = gym.make("lrenv/Synthetic-v0", render_mode="rgb_array").unwrapped
     _, info0 = env.reset(seed=0, options={"initial_lr": 0.01})
@@ -498,7 +498,7 @@ def test_residual_action_scales_the_base_schedule_without_accumulating():
 def test_residual_action_zero_reproduces_the_schedule_run_through_set_lr():
     """Action 0 under the residual action is the base schedule itself: the same trajectory
     as the evaluation's exact schedule path (set_lr, then action 0 under 'scale')."""
-    from lrenv.schedules import schedule_from_dict
+    from lrenv.schedule_families import schedule_from_dict
 
     schedule = schedule_from_dict(WSD_BASE)
     residual = gym.make("lrenv/Synthetic-v0", action_mode="residual", base_schedule=WSD_BASE)

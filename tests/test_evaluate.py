@@ -31,12 +31,12 @@ from agents.baselines import (
     schedule_from_dict,
     schedule_to_dict,
 )
-from agents.controller import save_controller
+from agents.comparison import SELECTION_SEED_OFFSET, candidates, select_baselines
 from agents.episodes import run_episode, run_episodes
-from agents.evaluation import SELECTION_SEED_OFFSET, candidates, select_baselines
 from agents.jobs import Job, run_job
+from agents.pool import Runner, batches
 from agents.presets import PAPER_STEP_DECAY_GRID
-from agents.runner import Runner, batches
+from agents.sb3_controller import save_controller
 from agents.statistics import t_test
 from agents.tasks import BASELINES, Task, resolve_tasks
 from lrenv.data import Split, load_dataset

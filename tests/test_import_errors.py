@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from agents.ppo import make_env, subproc_vec_env
+from agents.env_factory import make_env, subproc_vec_env
 from agents.tasks import Task
 from lrenv.vector import max_episode_steps
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agents.checkpoints import pickled_entries, read_normalization
-from agents.runs import RunDir
+from agents.run_folder import RunDir
 from lrenv.controller import Controller
 
 ROOT = Path(__file__).resolve().parents[1]

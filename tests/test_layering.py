@@ -28,3 +28,16 @@ def test_no_lrenv_module_imports_an_rl_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]", f"lrenv imported {result.stdout.strip()}"
+
+
+def test_the_episode_trace_imports_no_plotting_code():
+    """lrenv.trace is data that the env, the scheduler and evaluate.py's workers keep; the
+    figures read it, so drawing code (matplotlib) loads only where something is drawn."""
+    code = (
+        "import sys, lrenv.trace\n"
+        "print(sorted(m for m in ('lrenv.plotting', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", f"lrenv.trace imported {result.stdout.strip()}"

@@ -61,7 +61,7 @@ def test_the_algorithm_attributes_we_read_exist():
 
 def test_the_vec_env_internals_we_use_exist():
     """agents/ray_vec.py resets its envs as SB3's own VecEnvs do (the seeds and options
-    that ``seed()`` and ``set_options()`` stored); agents/ppo.py's ``close_envs`` talks to
+    that ``seed()`` and ``set_options()`` stored); agents/env_factory.py's ``close_envs`` talks to
     SubprocVecEnv's worker processes through their pipes."""
     venv = DummyVecEnv([lambda: _pendulum()])
     for name in ("_seeds", "_options", "_reset_seeds", "_reset_options"):
@@ -69,10 +69,12 @@ def test_the_vec_env_internals_we_use_exist():
     venv.close()
     init, whole = inspect.getsource(SubprocVecEnv.__init__), inspect.getsource(SubprocVecEnv)
     for name in ("self.remotes", "self.processes"):
-        assert name in init, _update(f"SubprocVecEnv: {name}", "agents/ppo.py (close_envs)")
-    assert "self.closed" in whole, _update("SubprocVecEnv.closed", "agents/ppo.py (close_envs)")
+        assert name in init, _update(f"SubprocVecEnv: {name}", "agents/env_factory.py (close_envs)")
+    assert "self.closed" in whole, _update(
+        "SubprocVecEnv.closed", "agents/env_factory.py (close_envs)"
+    )
     assert 'cmd == "close"' in inspect.getsource(subproc_vec_env._worker), _update(
-        "the worker's 'close' command", "agents/ppo.py (close_envs)"
+        "the worker's 'close' command", "agents/env_factory.py (close_envs)"
     )
 
 

@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import evaluate
-from agents.ppo import make_env
+from agents.env_factory import make_env
 
 ray = pytest.importorskip("ray")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lrenv
-from agents.ppo import make_env
+from agents.env_factory import make_env
 from lrenv.vector import BatchedVectorEnv
 
 # the single-task ids; lrenv/TaskSet-v0 (many tasks, no one length) is tested in

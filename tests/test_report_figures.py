@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.evaluation import candidates, run_comparison
+from agents.comparison import candidates, run_comparison
+from agents.pool import Runner
 from agents.report import lr_schedule_figure, validation_loss_figure
-from agents.runner import Runner
 from agents.tasks import Task
 
 GRIDS = {

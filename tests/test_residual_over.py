@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from agents.baselines import schedule_to_dict
-from agents.evaluation import candidates, selection_seeds
+from agents.comparison import candidates, selection_seeds
 from agents.jobs import Job, run_job
 from agents.presets import get_preset
 from agents.selection import choose_base, residual_base
 from agents.tasks import Task
-from lrenv.schedules import schedule_from_dict
+from lrenv.schedule_families import schedule_from_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

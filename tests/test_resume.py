@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import train
-from agents.runs import RunDir
+from agents.run_folder import RunDir
 from agents.training import segment_seed
 from lrenv.controller import Controller
 from tests.test_train import Crash, CrashAfterCheckpoint, smoke

@@ -7,8 +7,8 @@ import pytest
 
 import lrenv
 from agents.presets import PRESETS, get_preset
-from agents.runs import TrainConfig
 from agents.tasks import Task, resolve_tasks
+from agents.train_config import TrainConfig
 
 LRENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("lrenv/")]
 NAMED_IDS = [e for e in LRENV_IDS if e not in ("lrenv/LRSchedule-v0", "lrenv/TaskSet-v0")]

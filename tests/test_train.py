@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train
 from agents.ppo import TwoRatePPO, group_rates
-from agents.runs import RunDir
+from agents.run_folder import RunDir
 from agents.vec_env import BatchedVecEnv
 from lrenv.controller import Controller
 

@@ -22,8 +22,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train
 from agents.checkpoints import read_normalization, restore_normalization
-from agents.ppo import make_env
-from agents.runs import RunDir
+from agents.env_factory import make_env
+from agents.run_folder import RunDir
 from lrenv.controller import Controller, ControllerFileError
 
 EPISODES = 6  # the smoke preset: 20 decisions an episode, 2 episodes a rollout
@@ -285,7 +285,7 @@ def test_bad_env_kwargs_are_one_line_before_any_worker_starts(
 @pytest.mark.parametrize("n_envs", ["1", "2"])
 def test_a_trainee_that_cannot_load_its_data_is_reported(tmp_path, capsys, n_envs):
     """The damaged file is named in one line, also when it is a worker process that met it
-    (agents.ppo.subproc_vec_env makes the env here to raise the worker's own error)."""
+    (agents.env_factory.subproc_vec_env makes the env here to raise the worker's own error)."""
     says = "is damaged or not a dataset file"
     data = tmp_path / "fmnist"
     data.mkdir()

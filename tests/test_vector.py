@@ -11,7 +11,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.vec_env import BatchedVecEnv, make_batched_vec_env
+from agents.vec_env import BatchedVecEnv, make_batched_sb3_vec_env
 from lrenv.batched_trainee import BatchedTrainee
 from lrenv.data import make_synthetic
 from lrenv.env import LRScheduleEnv
@@ -45,7 +45,7 @@ def test_sb3_adapter_equals_dummy_vec_env_over_episodes_with_divergence():
     single = make_vec_env(
         "lrenv/Synthetic-v0", n_envs=3, seed=7, vec_env_cls=DummyVecEnv, env_kwargs=kwargs
     )
-    batched = make_batched_vec_env("lrenv/Synthetic-v0", 3, seed=7, **kwargs)
+    batched = make_batched_sb3_vec_env("lrenv/Synthetic-v0", 3, seed=7, **kwargs)
     np.testing.assert_allclose(batched.reset(), single.reset(), rtol=RTOL, atol=ATOL)
     rng = np.random.default_rng(0)
     diverged = dones = 0
@@ -259,7 +259,7 @@ def test_bad_action_raises_and_leaves_every_env_unchanged():
 
 
 def test_sb3_ppo_trains_on_batched_vec_env_and_env_methods_work():
-    venv = make_batched_vec_env("lrenv/Synthetic-v0", 2, seed=0, keep_best=True)
+    venv = make_batched_sb3_vec_env("lrenv/Synthetic-v0", 2, seed=0, keep_best=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = PPO("MlpPolicy", venv, n_steps=20, batch_size=20, n_epochs=1, seed=0)

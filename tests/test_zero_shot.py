@@ -141,7 +141,7 @@ def test_actions_are_recovered_from_the_rates_they_set(mode):
     }
     actions = [0.3, -0.5, 0.0, 1.0, -0.2]
     lrs, steps, lr = [], [], 0.01
-    from lrenv.schedules import schedule_from_dict
+    from lrenv.schedule_families import schedule_from_dict
 
     for k, action in enumerate(actions):
         if mode == "residual":

@@ -150,7 +150,8 @@ class TaskSet:
         kwargs["dataset"] = row["dataset"].strip()
         kwargs["model"] = row["model"].strip()
         kwargs = {key: kwargs[key] for key in TASK_SET_KEYS}
-        from lrenv.keywords import env_defaults, validate_config  # lrenv.keywords imports torch
+        from lrenv.env import env_defaults  # lrenv.env imports torch
+        from lrenv.env_config import validate_config
 
         try:
             validate_config(**{**env_defaults(), **kwargs})

@@ -6,7 +6,6 @@ collects the results in order; the first failure is raised with the worker's own
 
 from __future__ import annotations
 
-import contextlib
 import math
 import multiprocessing
 import os
@@ -20,7 +19,6 @@ import lrenv  # noqa: F401  (registers the environments, here and in every worke
 from agents.jobs import EnvCache, Job, RunResult, run_batch, run_job, task_key
 from agents.lifeline import die_with_parent
 from lrenv.checks import check_integer
-from lrenv.threads import torch_threads
 
 
 def _init_worker(threads: int | None, main_pid: int | None = None) -> None:
@@ -89,7 +87,8 @@ class Runner:
 
     Args:
         workers: processes; 1 runs everything here.
-        threads: torch threads per process (``None``: leave torch's default). One thread
+        threads: torch threads per worker process, or while an env computes in this one
+            (``None``: the process's count). One thread
             per process is fastest on a shared CPU: with other jobs running, two threads
             made a synthetic episode 6x slower than one (1.2 s against 0.2 s).
         progress: show a tqdm progress bar.
@@ -117,12 +116,12 @@ class Runner:
         self.batched = batched
         self.max_batch = max_batch
         self._pool: ProcessPoolExecutor | None = None
-        self._cache = EnvCache()
-        self._threads = contextlib.ExitStack()
+        # in this process, the envs compute with `threads` (their keyword torch_threads,
+        # which gives the caller's count back after each call): a library call leaves the
+        # process's thread count alone
+        self._cache = EnvCache(torch_threads=threads)
 
     def __enter__(self) -> Runner:
-        if self.workers == 1:  # this process computes: threads until exit, then restored
-            self._threads.enter_context(torch_threads(self.threads))
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -137,7 +136,6 @@ class Runner:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._cache.close()
-        self._threads.close()
 
     def run(self, jobs: Sequence[Job], desc: str = "runs") -> list[RunResult]:
         """Results in the order of ``jobs``; the first failure is raised.

@@ -44,7 +44,7 @@ from agents.baselines import (
     schedule_to_dict,
 )
 from agents.jobs import Job, RunResult, finite_or_none
-from agents.runner import Runner
+from agents.pool import Runner
 from agents.statistics import SIGNIFICANCE, compare_methods, methods_in, summarize
 from agents.tasks import Task
 from lrenv.checks import check_integer

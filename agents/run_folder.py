@@ -1,10 +1,13 @@
-"""A training run on disk: its resolved configuration, atomic checkpoints, and resuming.
+"""A training run on disk: its files, atomic checkpoints, and resuming.
 
 A run folder ``DIR`` holds::
 
     config.json          the resolved configuration (what --resume compares against)
     controller.safetensors  the trained controller, a file that holds no code
-                         (agents.controller; written at the end)
+                         (agents.sb3_controller; written at the end)
+    controller.pending   present until the run marks itself finished, so that loading
+                         the folder's controller refuses a killed run's
+                         (lrenv.controller.PENDING_FILE)
     controller.zip       the same controller as stable-baselines3 saves it (PPO.load; it
                          unpickles: trusted files only), with the optimizer state
     vecnormalize.json    the final VecNormalize statistics as plain numbers (when training
@@ -23,20 +26,18 @@ reads the checkpoint as data (:mod:`agents.checkpoints`): nothing in it is unpic
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents import validators
 from agents.checkpoints import (
     EPISODE_STATS_FILE,
     LEGACY_NORMALIZATION_FILE,
@@ -46,191 +47,9 @@ from agents.checkpoints import (
     normalization_state,
     read_json_file,
 )
-from agents.controller import save_controller
-from agents.presets import PPOSettings, Preset, without_task_keys
-from lrenv.controller import CONTROLLER_FILE, ZIP_FILE
+from agents.sb3_controller import save_controller
+from lrenv.controller import CONTROLLER_FILE, PENDING_FILE, ZIP_FILE
 from lrenv.files import atomic_path, umask
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides what a training run computes (compared on ``--resume``)."""
-
-    preset: str
-    """Name of the preset the run started from."""
-    env_id: str
-    """Gymnasium id of the trainee task."""
-    env_kwargs: dict[str, Any]
-    """Keywords passed to ``gym.make`` (the preset's, merged with ``--env-kwargs``)."""
-    episodes: int
-    """Trainee episodes to train on, over all envs."""
-    n_envs: int
-    """Trainees trained at once (one process each when more than one)."""
-    seed: int = 0
-    """Seed of the controller and of the trainees."""
-    recurrent: bool = False
-    """LSTM actor (sb3-contrib RecurrentPPO) instead of an MLP one."""
-    select_every: int = 0
-    """Keep a snapshot of the controller every N episodes (and the untrained one) and make
-    the one with the best validation loss the controller (agents.selection); 0: the last."""
-    select_seeds: int = 4
-    """Validation episodes per snapshot in that selection."""
-    residual_over: str = ""
-    """Comma-separated baseline families (e.g. "wsd,schedule_free"): before training, choose
-    the best member on validation as evaluate.py does and train a residual controller over
-    it (agents.selection.choose_base); "" trains the controller as the env keywords say."""
-    ppo: PPOSettings = field(default_factory=PPOSettings)
-    """The controller's PPO settings."""
-
-    @classmethod
-    def from_preset(cls, preset: Preset) -> TrainConfig:
-        """The configuration a preset gives when no flag overrides it.
-
-        Args:
-            preset: a named preset.
-
-        Returns:
-            The preset's task, budget and PPO settings, seed 0, an MLP actor.
-        """
-        return cls(
-            preset=preset.name,
-            env_id=preset.env_id,
-            env_kwargs=dict(preset.env_kwargs),
-            episodes=preset.episodes,
-            n_envs=preset.n_envs,
-            select_every=preset.select_every,
-            select_seeds=preset.select_seeds,
-            residual_over=preset.residual_over,
-            ppo=preset.ppo,
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Read back :meth:`to_dict` (e.g. from ``config.json``).
-
-        Args:
-            data: the mapping.
-
-        Returns:
-            The configuration.
-        """
-        data = dict(data)
-        required = [
-            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
-        ]
-        missing = [name for name in required if name not in data]
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        ppo = data.get("ppo", {})
-        if isinstance(ppo, Mapping):
-            unknown += [
-                f"ppo.{k}" for k in sorted(set(ppo) - {f.name for f in fields(PPOSettings)})
-            ]
-        if missing or unknown or not isinstance(ppo, Mapping):
-            what = [f"lacks {', '.join(missing)}"] if missing else []
-            what += [f"has unknown {', '.join(unknown)}"] if unknown else []
-            what += [] if isinstance(ppo, Mapping) else ["its ppo is not an object"]
-            raise ValueError(
-                f"the configuration {' and '.join(what)}: it is not one train.py wrote"
-            )
-        data["ppo"] = PPOSettings(**ppo)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The configuration as plain JSON values (tuples become lists)."""
-        return _canonical(dataclasses.asdict(self))
-
-    def with_overrides(
-        self, given: Mapping[str, Any], ppo_given: Mapping[str, Any] | None = None
-    ) -> TrainConfig:
-        """A copy with the given fields replaced; ``env_kwargs`` is merged, not replaced.
-
-        A new ``env_id`` brings its own task: the keywords that define a task
-        (:data:`lrenv.TASK_KEYS`: dataset, model, batch size, ...) of the current
-        configuration are dropped rather than carried over to it, so that a preset's task
-        never changes the trainee of an id the user names. Keywords given in
-        ``given["env_kwargs"]`` still apply.
-
-        Args:
-            given: new values of top-level fields (``preset`` included).
-            ppo_given: new values of :class:`PPOSettings` fields.
-
-        Returns:
-            The new configuration.
-        """
-        changes = dict(given)
-        env_kwargs = dict(self.env_kwargs)
-        if changes.get("env_id") not in (None, self.env_id):
-            env_kwargs = without_task_keys(env_kwargs)
-            changes["env_kwargs"] = {**env_kwargs, **changes.get("env_kwargs", {})}
-        elif "env_kwargs" in changes:
-            changes["env_kwargs"] = {**env_kwargs, **changes["env_kwargs"]}
-        if ppo_given:
-            changes["ppo"] = dataclasses.replace(self.ppo, **ppo_given)
-        return dataclasses.replace(self, **changes)
-
-    def validate(self) -> None:
-        """Raise ValueError (:class:`agents.validators.UsageError`), saying what to change,
-        for a configuration that cannot run; the env keywords are checked apart
-        (:func:`lrenv.keywords.check_env_kwargs`)."""
-        validators.check_preset(self.preset)
-        validators.check_env_id(self.env_id)
-        if not isinstance(self.env_kwargs, dict):
-            raise validators.UsageError(f"env_kwargs must be an object, got {self.env_kwargs!r}")
-        validators.integer("episodes", self.episodes, 1, note="trainee episodes")
-        validators.integer("n_envs", self.n_envs, 1, 256, "trainees trained at once")
-        validators.integer("select_seeds", self.select_seeds, 1, note="validation episodes each")
-        validators.integer("select_every", self.select_every, 0, note="0: keep the last policy")
-        validators.check_seed(self.seed)
-        validators.boolean("recurrent", self.recurrent)
-        validators.check_residual_over(self.residual_over)
-        validators.check_ppo(self.ppo)
-        if self.episodes % self.n_envs:
-            raise ValueError(
-                f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "
-                "every env trains whole episodes"
-            )
-        if self.ppo.episodes_per_rollout % self.n_envs:
-            raise ValueError(
-                f"episodes_per_rollout ({self.ppo.episodes_per_rollout}) must be a multiple "
-                f"of n_envs ({self.n_envs})"
-            )
-
-    @property
-    def algorithm(self) -> str:
-        """``"RecurrentPPO"`` or ``"PPO"``."""
-        return "RecurrentPPO" if self.recurrent else "PPO"
-
-    def run_name(self, stamp: str) -> str:
-        """A folder name that says env, algorithm and seed, e.g. ``Synthetic-ppo-seed0-STAMP``.
-
-        Args:
-            stamp: a timestamp (or any suffix).
-
-        Returns:
-            The name.
-        """
-        env = self.env_id.split("/")[-1].removesuffix("-v0")
-        return f"{env}-{self.algorithm.lower()}-seed{self.seed}-{stamp}"
-
-
-def config_differences(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two :meth:`TrainConfig.to_dict` mappings.
-
-    Args:
-        saved: the run's configuration.
-        requested: the one asked for now.
-
-    Returns:
-        One ``"key: saved -> requested"`` line per differing (nested) key.
-    """
-    out = []
-    for key in sorted(set(saved) | set(requested)):
-        a, b = saved.get(key, "<unset>"), requested.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += [f"{key}.{line}" for line in config_differences(a, b)]
-        elif a != b:
-            out.append(f"{key}: {json.dumps(a)} -> {json.dumps(b)}")
-    return out
 
 
 @dataclass(frozen=True)
@@ -334,7 +153,22 @@ class RunDir:
             document: the resolved configuration and what was derived from it.
         """
         self.path.mkdir(parents=True, exist_ok=True)
+        self._mark_pending()
         write_json_atomic(self.config_path, document)
+
+    @property
+    def pending_marker(self) -> Path:
+        """``controller.pending``: there until the run marks itself finished, so that
+        :func:`lrenv.controller.controller_file` refuses the folder with its text."""
+        return self.path / PENDING_FILE
+
+    def _mark_pending(self) -> None:
+        if not self.pending_marker.is_file():
+            with atomic_path(self.pending_marker) as tmp:
+                tmp.write_text(
+                    f"the training run in {self.path} has not finished; continue it with: "
+                    f"python train.py --resume {self.path}\n"
+                )
 
     def last_checkpoint(self) -> Checkpoint | None:
         """The latest complete checkpoint, or None when the run has none yet."""
@@ -409,6 +243,10 @@ class RunDir:
             shutil.rmtree(final)
         os.replace(staging, final)
         write_json_atomic(self.pointer, progress)
+        if progress.get("finished"):
+            self.pending_marker.unlink(missing_ok=True)
+        else:  # also for a run an older version started, which wrote no marker
+            self._mark_pending()
         for old in self.checkpoints.iterdir():
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
@@ -430,7 +268,7 @@ class RunDir:
 def save_model(model: BaseAlgorithm, path: Path) -> None:
     """``model.save`` to ``path``, and the code-free controller file beside it.
 
-    The code-free file (:func:`agents.controller.save_controller`, ``x.zip`` ->
+    The code-free file (:func:`agents.sb3_controller.save_controller`, ``x.zip`` ->
     ``x.safetensors``) is written first, so that a zip is never left without it; each
     goes through a temporary file and ``os.replace``.
 
@@ -452,8 +290,3 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _canonical(value: Any) -> Any:
-    """``value`` as the JSON round trip gives it back (tuples as lists, str keys)."""
-    return json.loads(json.dumps(value))
