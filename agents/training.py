@@ -302,9 +302,13 @@ def prepare(
             from lrenv.task_sets import load_task_set, mean_decisions
 
             kwargs = task_set_kwargs(config.env_id, config.env_kwargs)
-            tasks = load_task_set(kwargs.get("task_set", "default")).tasks(
-                kwargs.get("split", "train")
-            )
+            if kwargs.get("split", "train") != "train":
+                raise UsageError(
+                    f"split={kwargs['split']!r}: train.py learns on a task set's training "
+                    "split only, so that its held-out split stays unseen; drop \"split\" "
+                    "from --env-kwargs (evaluate.py --split chooses where to test)"
+                )
+            tasks = load_task_set(kwargs.get("task_set", "default")).tasks("train")
             decisions = mean_decisions(tasks)
         rollout_shape(config.ppo, decisions, config.n_envs)
         batched = use_batched(args, config)

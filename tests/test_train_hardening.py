@@ -315,3 +315,14 @@ def test_an_older_checkpoint_resumes_with_trust_pickle(interrupted, capsys):
     train.main(["--resume", str(interrupted.path), "--no-progress", "--trust-pickle"])
     assert interrupted.last_checkpoint().progress["finished"]
     assert (interrupted.last_checkpoint().path / "vecnormalize.json").is_file()
+
+
+def test_training_on_a_held_out_split_is_refused_before_any_work(tmp_path, capsys):
+    """A task set's held-out split stays unseen: train.py refuses ``split="test"``."""
+    argv = ["--preset", "smoke-tasks", "--out", str(tmp_path / "run"), "--no-progress"]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*argv, "--env-kwargs", '{"split": "test"}'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "training split only" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
