@@ -305,7 +305,7 @@ def prepare(
             if kwargs.get("split", "train") != "train":
                 raise UsageError(
                     f"split={kwargs['split']!r}: train.py learns on a task set's training "
-                    "split only, so that its held-out split stays unseen; drop \"split\" "
+                    'split only, so that its held-out split stays unseen; drop "split" '
                     "from --env-kwargs (evaluate.py --split chooses where to test)"
                 )
             tasks = load_task_set(kwargs.get("task_set", "default")).tasks("train")
