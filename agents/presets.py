@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from lrenv import TASK_KEYS
+from lrenv.keyword_roles import TASK_KEYS
 
 PAPER_STEP_DECAY_GRID = {
     "initial_lr": (0.1, 0.01, 0.001, 0.0001),

@@ -19,6 +19,7 @@ import gymnasium as gym
 
 import lrenv  # noqa: F401  (registers the environments, here and in every worker)
 from agents.presets import without_task_keys
+from lrenv.keyword_roles import CONTROLLER_INTERFACE_KEYS, RUNTIME_KEYS
 
 BASELINES = (
     "step_decay",
@@ -40,21 +41,6 @@ METHOD_LABELS = {
     "plateau": "reduce on plateau",
     "schedule_free": "schedule-free SGD",
 }
-# Env keywords that say how the controller's actions and observations are read. A
-# controller keeps the values it was trained with wherever it is evaluated.
-CONTROLLER_INTERFACE_KEYS = (
-    "steps_per_action",
-    "factor_base",
-    "action_mode",
-    "base_schedule",
-    "optimizer",
-    "warmup_steps",
-    "lr_bounds",
-    "feature_transform",
-    "progress_feature",
-)
-# Env keywords that change where or how a run executes, not what task it is.
-RUNTIME_KEYS = ("device", "data_root", "keep_best", "torch_threads")
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,12 @@ from typing import Any
 
 from gymnasium.envs.registration import register
 
+from lrenv.keyword_roles import TASK_KEYS
+
 __all__ = ["FEATURE_NAMES", "PAPER_FEATURES", "TASK_KEYS", "TASK_SET_DEFAULTS"]
 __version__ = "0.1.0"
 
 _ENTRY_POINT = "lrenv.env:LRScheduleEnv"
-
-TASK_KEYS = ("dataset", "model", "batch_size", "total_steps", "steps_per_action", "val_size")
-"""The keywords that define a trainee task. Every named id pins all of them, so a change of
-:class:`lrenv.env.LRScheduleEnv`'s defaults can never silently change an id, and presets
-never override them for an id the user names."""
 
 
 def _paper_task(dataset: str, model: str) -> dict:

@@ -69,6 +69,7 @@ from lrenv.data import Split
 from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
 from lrenv.env_config import check_action
 from lrenv.features import FeatureReference, compute_features, feature_names
+from lrenv.keyword_roles import SCHEDULER_SETTINGS
 from lrenv.schedule_families import schedule_from_dict
 from lrenv.scheduler_inputs import (
     cpu,
@@ -80,19 +81,6 @@ from lrenv.scheduler_inputs import (
     validation_tensors,
 )
 from lrenv.trainee import Evaluation, evaluate_module
-
-SCHEDULER_SETTINGS = (
-    "factor_base",
-    "action_mode",
-    "base_schedule",
-    "lr_bounds",
-    "feature_transform",
-    "progress_feature",
-    "steps_per_action",
-    "total_steps",
-    "divergence_loss",
-)
-"""The env keywords that decide how a controller's decisions map onto a training loop."""
 
 
 class LearnedLRScheduler(LRScheduler):

@@ -169,9 +169,11 @@ def test_a_run_killed_before_it_marked_itself_finished_is_not_finished(interrupt
         Controller.load(interrupted.path)
     train.main(["--resume", str(interrupted.path), "--no-progress"])
     Controller.load(interrupted.path)
-    # killed between writing the final controller and marking the run finished:
+    # killed between writing the final controller and marking the run finished: the
+    # pointer says unfinished and the folder still holds its pending marker
     progress = json.loads(interrupted.pointer.read_text())
     interrupted.pointer.write_text(json.dumps({**progress, "finished": False}))
+    interrupted._mark_pending()
     with pytest.raises(ControllerFileError, match=r"train\.py --resume"):
         Controller.load(interrupted.path)
     train.main(["--resume", str(interrupted.path), "--no-progress"])

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrenv import TASK_KEYS
+from lrenv.keyword_roles import TASK_KEYS
 
 SPLITS = ("train", "test")
 TASK_SET_KEYS = (*TASK_KEYS, "initial_lr")
