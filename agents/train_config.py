@@ -26,9 +26,11 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "seed": validators.check_seed,
     "recurrent": lambda v: validators.boolean("recurrent", v),
     "residual_over": validators.check_residual_over,
+    "env_id": validators.check_env_id,
 }
-"""The validator of each configuration field that is checked on its own (no env id is
-looked up, nothing heavy imported), in the order :meth:`TrainConfig.validate` checks them."""
+"""The validator of each configuration field that is checked on its own (an env id in
+Gymnasium's registry only; nothing heavy imported), in the order
+:meth:`TrainConfig.validate` checks them."""
 
 
 def check_fields(values: Mapping[str, Any]) -> None:
@@ -164,7 +166,6 @@ class TrainConfig:
         for a configuration that cannot run; the env keywords are checked apart
         (:func:`lrenv.keywords.check_env_kwargs`)."""
         validators.check_preset(self.preset)
-        validators.check_env_id(self.env_id)
         if not isinstance(self.env_kwargs, dict):
             raise validators.UsageError(f"env_kwargs must be an object, got {self.env_kwargs!r}")
         check_fields({name: getattr(self, name) for name in FIELD_CHECKS})

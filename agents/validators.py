@@ -202,7 +202,7 @@ def check_env_id(value: Any) -> str:
     :func:`lrenv.keywords.check_env_kwargs`)."""
     if not isinstance(value, str) or not value:
         raise UsageError(f"env_id must be a registered id like lrenv/Synthetic-v0, got {value!r}")
-    from lrenv.keywords import check_env_id as registered
+    from lrenv.env_ids import check_env_id as registered
 
     try:
         registered(value)

@@ -17,12 +17,12 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
 
 from lrenv.data import check_data_root
 from lrenv.env import LRScheduleEnv, env_defaults
 from lrenv.env_config import validate_config
+from lrenv.env_ids import check_env_id
 
 
 def _spec(env_id: str) -> tuple[EnvSpec, bool]:
@@ -85,32 +85,6 @@ def check_task_set_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> Non
         config = {**env_defaults(), **kwargs, **task.env_kwargs}
         validate_config(**config)
         check_data_root(config["dataset"], config["data_root"])
-
-
-def check_env_id(env_id: str) -> EnvSpec:
-    """The registered spec of ``env_id`` (``"module:id"`` imports the module first, as
-    ``gym.make`` does).
-
-    Raises:
-        ValueError: for an id that is not registered (listing lrenv's ids), or a module
-            that cannot be imported.
-    """
-    if not isinstance(env_id, str):
-        raise ValueError(f"an env id is a string like 'lrenv/Synthetic-v0', got {env_id!r}")
-    if ":" in env_id:
-        module, env_id = env_id.split(":", 1)
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ValueError(f"cannot import {module!r} for the env id: {err}") from None
-    try:
-        return gym.spec(env_id)
-    except gym.error.Error:
-        ours = sorted(name for name in gym.registry if name.startswith("lrenv/"))
-        raise ValueError(
-            f"{env_id!r} is not a registered environment; lrenv's ids: {', '.join(ours)} (an "
-            "id of another package: write it as 'module:id' to have Gymnasium import the module)"
-        ) from None
 
 
 def resolve_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:

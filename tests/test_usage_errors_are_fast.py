@@ -41,6 +41,8 @@ print(code, ",".join(heavy) or "-")
         ["evaluate.py", "--workers", "0"],
         ["evaluate.py", "--grid-seeds", "0"],
         ["evaluate.py", "--baselines", "nope"],
+        ["train.py", "--env-id", "lrenv/Nope-v0"],
+        ["evaluate.py", "--env-id", "lrenv/Nope-v0"],
     ],
 )
 def test_a_bad_option_exits_2_before_torch_is_imported(argv):
