@@ -109,8 +109,10 @@ def zero_shot_markdown(data: dict[str, Any]) -> str:
 
 def regret_figure(data: dict[str, Any]) -> Any:
     """Per-task regret of each method against the oracle (grouped bars, in percent)."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend
 
+    colours = colormaps["tab20"].colors  # 20 distinct: the protocol has 12 methods or more
     methods = [m for m in data["scores"] if m != "oracle"]
     tasks = [entry["task"] for entry in data["tasks"]]
     fig = Figure(figsize=(max(7.0, 1.1 * len(tasks)), 4.8), dpi=120, layout="constrained")
@@ -119,7 +121,11 @@ def regret_figure(data: dict[str, Any]) -> Any:
     for i, method in enumerate(methods):
         regrets = 100 * np.asarray(data["scores"][method]["regret"], dtype=float)
         ax.bar(
-            np.arange(len(tasks)) + i * width - 0.4 + width / 2, regrets, width, label=label(method)
+            np.arange(len(tasks)) + i * width - 0.4 + width / 2,
+            regrets,
+            width,
+            label=label(method),
+            color=colours[i % len(colours)],
         )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(tasks)), tasks, rotation=30, ha="right", fontsize=7)

@@ -173,3 +173,12 @@ def test_the_paired_t_test_is_scipys_and_handles_no_spread():
     assert paired_t_test(a, b).pvalue == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert paired_t_test([1.0, 2.0], [1.0, 2.0]).pvalue == 1.0
     assert paired_t_test([1.0, 2.0], [0.5, 1.5]).pvalue == 0.0
+
+
+def test_each_method_of_the_regret_figure_has_its_own_colour(zero_shot_results):
+    from agents.zero_shot_report import regret_figure
+
+    _run, results = zero_shot_results
+    axes = regret_figure(results).axes[0]
+    colours = {tuple(bars.patches[0].get_facecolor()) for bars in axes.containers}
+    assert len(axes.containers) >= 12 and len(colours) == len(axes.containers)
