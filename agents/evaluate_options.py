@@ -31,8 +31,7 @@ class EvaluateOptions:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keywords for gym.make as a JSON object, merged over the preset's env_kwargs."""
     preset: str | None = None
-    """Named settings: cpu, cpu-cnn, cpu-cifar, paper or smoke (default: the controller's
-    preset, else cpu)."""
+    """Named settings, all listed at the end (default: the controller's preset, else cpu)."""
     runs: int | None = None
     """Evaluation runs per method, on seeds seed..seed+runs-1 (default: the preset's, 10)."""
     out: str | None = None

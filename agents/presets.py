@@ -121,6 +121,7 @@ class Preset:
     n_envs: int = 1
     select_every: int = 0
     select_seeds: int = 4
+    confirm_seeds: int = 0
     residual_over: str = ""
     ppo: PPOSettings = field(default_factory=PPOSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
@@ -137,7 +138,8 @@ class Preset:
             f"{self.name}: {self.summary}\n"
             f"  env_id={self.env_id} env_kwargs={dict(self.env_kwargs)}\n"
             f"  episodes={self.episodes} n_envs={self.n_envs} select_every={self.select_every} "
-            f"select_seeds={self.select_seeds} residual_over={self.residual_over!r}\n"
+            f"select_seeds={self.select_seeds} confirm_seeds={self.confirm_seeds} "
+            f"residual_over={self.residual_over!r}\n"
             f"  ppo: {ppo or 'the paper defaults'}"
         )
 
@@ -159,7 +161,8 @@ _CPU = Preset(
         "baseline; the rate is base x 2**a), reward L_{t-1} - L_t (sums to the final "
         "loss), log-scaled variance features and a progress feature, initial log-std "
         "-1.5, gamma 1, 600 episodes, and the snapshot (every 50 episodes, the untrained "
-        "one included) with the best validation loss kept."
+        "one included) with the best validation loss kept if it beats the untrained one "
+        "again on 8 fresh validation episodes (else the untrained one, the base, is)."
     ),
     env_id="lrenv/FashionMNIST-MLP-v0",
     env_kwargs=_frozen(
@@ -169,6 +172,7 @@ _CPU = Preset(
     n_envs=2,
     select_every=50,
     select_seeds=4,
+    confirm_seeds=8,
     residual_over="wsd,schedule_free",
     ppo=PPOSettings(log_std_init=-1.5, gamma=1.0),
 )
@@ -275,12 +279,14 @@ PRESETS["cpu-multi"] = _CPU.with_overrides(
         "L_{t-1} - L_t, log-scaled variance features and a progress feature, 1000 episodes "
         "on 2 envs, and the snapshot (every 50 episodes, the untrained one included) with "
         "the best validation loss over the training tasks, relative to the untrained "
-        "snapshot, kept; evaluate.py tests it on the 8 held-out tasks, 5 seeds each."
+        "snapshot, kept if it beats the untrained one again on 2 fresh validation episodes "
+        "of each training task; evaluate.py tests it on the 8 held-out tasks, 5 seeds each."
     ),
     env_id="lrenv/TaskSet-v0",
     env_kwargs={"task_set": "default"},
     episodes=1000,
     select_seeds=1,
+    confirm_seeds=2,
     residual_over="constant,step_decay,cosine,linear,wsd,schedule_free",
     evaluation=EvaluationSettings(
         runs=5, grids=_frozen({k: _frozen(v) for k, v in TASK_SET_GRIDS.items()})

@@ -22,10 +22,20 @@ snapshot with the lowest mean best-validation loss becomes ``controller.safetens
 Under the residual action (``action_mode="residual"``) the untrained snapshot is, up to
 its initial action of about 0.01, the base schedule itself: the selection then keeps the
 learned deviations only where they beat the schedule on validation.
+
+**The confirmation.** The lowest of many noisy scores is biased low (the winner's curse):
+a trained snapshot can top the list by luck, inside the seed spread, and then do worse
+than its base where it is used. With ``confirm_seeds`` > 0 the snapshot chosen, when it is
+a trained one, runs again beside the untrained snapshot on fresh validation episodes
+(seeds :data:`CONFIRMATION_SEED_OFFSET` + j, on every selection task) that chose nothing.
+It is kept only when it is better there, paired episode by episode (a two-sided paired
+t-test on the log of the best validation loss, p < 0.05, as evaluate.py counts wins);
+otherwise the untrained snapshot, which is the base schedule, becomes the controller.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +51,7 @@ from agents.comparison import (
 )
 from agents.jobs import Job
 from agents.pool import Runner
+from agents.statistics import paired_t_test
 from agents.tasks import Task
 from lrenv.controller import CONTROLLER_FILE, ZIP_FILE, code_free_path
 from lrenv.files import atomic_path
@@ -49,6 +60,11 @@ from lrenv.schedule_families import SCHEDULES
 from lrenv.task_sets import load_task_set
 
 SNAPSHOTS = "snapshots"
+CONFIRMATION_SEED_OFFSET = 2_000_000
+"""Seeds of the confirmation episodes: ``CONFIRMATION_SEED_OFFSET + j``, apart from every
+selection seed (``1_000_000 + seed + j``) and evaluation seed."""
+CONFIRMATION_P = 0.05
+"""The paired test's level below which a trained snapshot's lead counts as confirmed."""
 
 
 def snapshot_path(run: Path, episodes_done: int) -> Path:
@@ -57,7 +73,12 @@ def snapshot_path(run: Path, episodes_done: int) -> Path:
 
 
 def select_snapshot(
-    run: Path, task: Task, n_seeds: int, workers: int = 1, progress: bool = False
+    run: Path,
+    task: Task,
+    n_seeds: int,
+    workers: int = 1,
+    progress: bool = False,
+    confirm_seeds: int = 0,
 ) -> dict[str, Any]:
     """Score every snapshot of ``run`` on validation and copy the best to
     ``controller.safetensors`` and ``controller.zip``.
@@ -70,10 +91,14 @@ def select_snapshot(
         n_seeds: validation episodes per snapshot.
         workers: evaluation processes.
         progress: show a progress bar.
+        confirm_seeds: fresh validation episodes per task on which a trained snapshot that
+            scored best must beat the untrained one to be kept (0: no confirmation).
 
     Returns:
         The selection, JSON-ready: ``seeds``, ``scores`` (one per snapshot: name, episodes,
-        mean and per-seed best validation loss, divergences) and ``chosen``.
+        mean and per-seed best validation loss, divergences) and ``chosen``; with
+        ``confirm_seeds``, also ``confirmation`` (:func:`confirm_snapshot`'s result, or
+        None when the untrained snapshot scored best and there was nothing to confirm).
 
     Raises:
         FileNotFoundError: when the run has no snapshots.
@@ -114,6 +139,12 @@ def select_snapshot(
             }
         )
     best = best_candidate(scores)
+    confirmation = None
+    if confirm_seeds and best != 0:  # snapshot 0, the first taken, is the untrained one
+        confirmation = confirm_snapshot(
+            snapshots[best], snapshots[0], tasks, confirm_seeds, workers, progress
+        )
+        best = best if confirmation["confirmed"] else 0
     # the code-free file first, as agents.run_folder.save_model writes them
     for source, name in (
         (code_free_path(snapshots[best]), CONTROLLER_FILE),
@@ -121,7 +152,68 @@ def select_snapshot(
     ):
         with atomic_path(Path(run) / name) as tmp:
             shutil.copyfile(source, tmp)
-    return {"seeds": seeds, "scores": scores, "chosen": scores[best]["snapshot"]}
+    selection = {"seeds": seeds, "scores": scores, "chosen": scores[best]["snapshot"]}
+    return {**selection, "confirmation": confirmation} if confirm_seeds else selection
+
+
+def confirmation_seeds(n: int) -> list[int]:
+    """The seeds of ``n`` confirmation episodes per task (:data:`CONFIRMATION_SEED_OFFSET`
+    + j)."""
+    return [CONFIRMATION_SEED_OFFSET + j for j in range(n)]
+
+
+def confirm_snapshot(
+    candidate: Path,
+    untrained: Path,
+    tasks: Sequence[Task],
+    n_seeds: int,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Whether ``candidate`` beats the ``untrained`` snapshot on fresh validation episodes.
+
+    Both run every task on the same :func:`confirmation_seeds`; each pair of episodes gives
+    the log-ratio of their best validation losses (scale-free, so no task dominates).
+
+    Args:
+        candidate: the trained snapshot that scored best (its ``.zip`` path).
+        untrained: the untrained snapshot's path.
+        tasks: the selection tasks.
+        n_seeds: confirmation episodes per task.
+        workers: evaluation processes.
+        progress: show a progress bar.
+
+    Returns:
+        JSON-ready: ``candidate``, ``seeds``, ``candidate_losses`` and ``untrained_losses``
+        (task by task, seed by seed), ``mean_log_ratio`` (below 0: the candidate is
+        better), ``p_value`` (two-sided paired t-test; NaN for fewer than two pairs or a
+        non-finite loss) and ``confirmed`` (better, with p < :data:`CONFIRMATION_P`).
+    """
+    seeds = confirmation_seeds(n_seeds)
+    jobs = [
+        Job("controller", each, seed, controller=str(code_free_path(path).resolve()), test=False)
+        for path in (candidate, untrained)
+        for each in tasks
+        for seed in seeds
+    ]
+    with Runner(workers, threads=1, progress=progress) as runner:
+        results = runner.run(jobs, desc="confirmation (validation)")
+    losses = np.array([r.best_val_loss for r in results], dtype=np.float64).reshape(2, -1)
+    if np.isfinite(losses).all() and (losses > 0).all():
+        logs = np.log(losses)
+        test = paired_t_test(logs[0], logs[1])
+        mean_log_ratio, p_value = float(np.mean(logs[0] - logs[1])), test.pvalue
+    else:  # a loss that is not a positive number cannot be compared: nothing is confirmed
+        mean_log_ratio = p_value = math.nan
+    return {
+        "candidate": candidate.name,
+        "seeds": seeds,
+        "candidate_losses": losses[0].tolist(),
+        "untrained_losses": losses[1].tolist(),
+        "mean_log_ratio": mean_log_ratio,
+        "p_value": p_value,
+        "confirmed": bool(mean_log_ratio < 0 and p_value < CONFIRMATION_P),
+    }
 
 
 def _selection_tasks(task: Task) -> list[Task]:
@@ -143,11 +235,28 @@ def describe_selection(selection: dict[str, Any]) -> str:
         f"{'**chosen**' if s['snapshot'] == selection['chosen'] else ''} |"
         for s in selection["scores"]
     ]
-    return (
+    table = (
         f"Snapshots scored on {len(selection['seeds'])} validation episodes each "
         f"(seeds {selection['seeds'][0]}-{selection['seeds'][-1]}):\n\n"
         "| episodes trained | mean best validation loss | |\n| --- | --- | --- |\n"
         + "\n".join(rows)
+    )
+    confirmation = selection.get("confirmation")
+    return table + (f"\n\n{describe_confirmation(confirmation)}" if confirmation else "")
+
+
+def describe_confirmation(confirmation: dict[str, Any]) -> str:
+    """One sentence: how the best trained snapshot did against the untrained one on the
+    fresh episodes, and which was kept."""
+    pairs = len(confirmation["candidate_losses"])
+    ratio = math.exp(confirmation["mean_log_ratio"])
+    verdict = (
+        "kept" if confirmation["confirmed"] else "not confirmed, so the untrained snapshot is kept"
+    )
+    return (
+        f"Confirmation of {confirmation['candidate']} against the untrained snapshot on "
+        f"{pairs} fresh validation episodes: best validation loss x{ratio:.4f} on the "
+        f"geometric mean, p = {confirmation['p_value']:.3g}: {verdict}."
     )
 
 

@@ -23,6 +23,9 @@ FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "select_every": lambda v: validators.integer(
         "select_every", v, 0, note="0: keep the last policy"
     ),
+    "confirm_seeds": lambda v: validators.integer(
+        "confirm_seeds", v, 0, note="fresh validation episodes per task; 0: no confirmation"
+    ),
     "seed": validators.check_seed,
     "recurrent": lambda v: validators.boolean("recurrent", v),
     "residual_over": validators.check_residual_over,
@@ -68,6 +71,10 @@ class TrainConfig:
     the one with the best validation loss the controller (agents.selection); 0: the last."""
     select_seeds: int = 4
     """Validation episodes per snapshot in that selection."""
+    confirm_seeds: int = 0
+    """Fresh validation episodes per task on which the snapshot chosen, if a trained one,
+    must beat the untrained snapshot (paired, p < 0.05) to be kept; else the untrained one
+    is (agents.selection.confirm_snapshot). 0: no confirmation, as runs made before it."""
     residual_over: str = ""
     """Comma-separated baseline families (e.g. "wsd,schedule_free"): before training, choose
     the best member on validation as evaluate.py does and train a residual controller over
@@ -93,6 +100,7 @@ class TrainConfig:
             n_envs=preset.n_envs,
             select_every=preset.select_every,
             select_seeds=preset.select_seeds,
+            confirm_seeds=preset.confirm_seeds,
             residual_over=preset.residual_over,
             ppo=preset.ppo,
         )

@@ -42,6 +42,7 @@ CONFIG_FIELDS = (
     "recurrent",
     "select_every",
     "select_seeds",
+    "confirm_seeds",
     "residual_over",
 )
 
@@ -53,8 +54,7 @@ class TrainOptions:
     ``resume``); the PPO settings, given apart, likewise."""
 
     preset: str | None = None
-    """Named settings to start from: cpu, cpu-cnn, cpu-cifar, paper or smoke (listed at the
-    end; default cpu)."""
+    """Named settings to start from, all listed at the end (default cpu)."""
     env_id: str | None = None
     """Gymnasium id of the trainee task, e.g. lrenv/FashionMNIST-CNN-v0."""
     env_kwargs: dict[str, Any] | None = None
@@ -81,6 +81,11 @@ class TrainOptions:
     their grids (0: keep the last policy; the cpu preset: 50)."""
     select_seeds: int | None = None
     """Validation episodes per snapshot in that selection (default 4)."""
+    confirm_seeds: int | None = None
+    """Fresh validation episodes per task on which the snapshot chosen, if a trained one,
+    must beat the untrained snapshot (paired t-test, p < 0.05) to become the controller;
+    otherwise the untrained one does, which under residual control is the base schedule
+    (0: keep the best score unconfirmed; the cpu preset: 8)."""
     residual_over: str | None = None
     """Comma-separated baseline families (wsd, schedule_free, cosine, ...): first choose the
     best member on validation, as evaluate.py does, then train a residual controller over
@@ -144,10 +149,12 @@ def resolve(
             raise ValueError("--out and --resume name different folders; give only --resume")
         saved = _saved_config(run)
         try:
-            config = TrainConfig.from_dict(saved).with_overrides(task, ppo)
+            saved_config = TrainConfig.from_dict(saved)
+            config = saved_config.with_overrides(task, ppo)
         except (TypeError, ValueError) as err:
             raise ValueError(f"cannot resume {run.path}: {err}") from err
-        differences = config_differences(saved, config.to_dict())
+        # a field added since the run was made reads as its default, as from_dict gives it
+        differences = config_differences(saved_config.to_dict(), config.to_dict())
         if differences:
             raise ValueError(
                 f"refusing to resume {run.path}: the flags given differ from the run's "

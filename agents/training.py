@@ -56,6 +56,7 @@ from agents.ray_cluster import EnvActorLostError, connect
 from agents.run_folder import Checkpoint, RunDir, save_model, write_json_atomic
 from agents.selection import (
     choose_base,
+    describe_confirmation,
     describe_selection,
     scores_by_episode,
     select_snapshot,
@@ -544,12 +545,16 @@ def _select(
     (``eval/snapshot_val_loss`` at the time step each snapshot was taken)."""
     print(f"choosing among the snapshots on {config.select_seeds} validation episodes each")
     task = Task(config.env_id, config.env_kwargs)
-    selection = select_snapshot(run.path, task, config.select_seeds, config.n_envs, progress)
+    selection = select_snapshot(
+        run.path, task, config.select_seeds, config.n_envs, progress, config.confirm_seeds
+    )
     write_json_atomic(run.path / "selection.json", selection)
     step = model.num_timesteps
     write_now(model.logger, {"eval/selection": describe_selection(selection)}, step)
     for episodes, loss in scores_by_episode(selection):
         write_now(model.logger, {"eval/snapshot_val_loss": loss}, episodes * decisions)
+    if selection.get("confirmation"):
+        print(f"  {describe_confirmation(selection['confirmation'])}")
     chosen = next(s for s in selection["scores"] if s["snapshot"] == selection["chosen"])
     print(
         f"  chose the snapshot after {chosen['episodes']} episodes "

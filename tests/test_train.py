@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train
 from agents.ppo import TwoRatePPO, group_rates
+from agents.presets import PRESETS
 from agents.run_folder import RunDir
 from agents.vec_env import BatchedVecEnv
 from lrenv.controller import Controller
@@ -219,8 +220,9 @@ def test_help_lists_every_preset_and_ppo_flag(capsys):
         train.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for text in ("paper:", "cpu:", "smoke:", "--actor-lr", "--critic-lr", "--env-kwargs"):
+    for text in (*(f"\n{name}: " for name in PRESETS), "--actor-lr", "--env-kwargs"):
         assert text in out
+    assert "--confirm-seeds" in out and "confirm_seeds=8" in out  # the cpu preset's
 
 
 @pytest.mark.parametrize(
