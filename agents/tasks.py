@@ -64,6 +64,11 @@ class Task:
         from lrenv.vector import max_episode_steps  # torch only when an env is made
 
         kwargs = {"torch_threads": torch_threads, **self.env_kwargs, "keep_best": keep_best}
+        if kwargs.get("reward") == "vs_base":
+            # evaluation reads no reward, and "vs_base" would train the base schedule
+            # beside every run for nothing (and refuses a baseline's own action mode);
+            # "log_delta" is the same reward less the base's part
+            kwargs["reward"] = "log_delta"
         # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
         # process has imported lrenv (this module does) but no other package
         return gym.make(

@@ -294,9 +294,10 @@ def prepare(
         validators.check_ppo(ppo)
         config, run, checkpoint = resolve(args, task, ppo)
         config.validate()
-        check_env_kwargs(config.env_id, config.env_kwargs)
-        if config.residual_over:  # the base's keywords, as the selection will set them
+        if config.residual_over:  # with the base's keywords, as the selection will set them
             check_env_kwargs(config.env_id, {**config.env_kwargs, **RESIDUAL_PROBE})
+        else:
+            check_env_kwargs(config.env_id, config.env_kwargs)
         decisions = max_episode_steps(config.env_id, config.env_kwargs)
         if decisions is None:  # a task set: episodes differ, rollouts are sized by the mean
             from lrenv.keywords import task_set_kwargs

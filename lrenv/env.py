@@ -97,6 +97,14 @@ class LRScheduleEnv(gym.Env):
     ``log L_{t-1} - log divergence_loss``): it sums to ``log(L_0 / L_T)``, the same scale
     on every task whatever its loss level, so that on a task set no task dominates the
     return.
+    ``reward="vs_base"`` (with ``action_mode="residual"``) pays ``log_delta`` minus the
+    base schedule's own ``log_delta`` at the same decision, the base run alone (action 0
+    throughout) on the episode's seed at reset: same weights, same batch order. It sums to
+    ``log(Lb_T / L_T)``, the log-ratio of the base's final loss to the controller's, and is
+    exactly 0 at action 0; the trainee noise the two runs share, which dwarfs a schedule's
+    effect on a single run, cancels out of every reward. The price: each reset trains the
+    base episode first, so an episode costs two trainee runs. A divergence pays as under
+    ``log_delta``, less the base's log-decrease from that decision to its end.
 
     Under ``reward="loss"`` a diverging trainee pays ``-divergence_loss`` for the decision
     that diverged and for every decision it did not get to make, at once:
@@ -149,7 +157,8 @@ class LRScheduleEnv(gym.Env):
     |                     |                    | (see above)                                   |
     | base_schedule       | None               | the schedule a residual action scales         |
     | reward              | "loss"             | "loss" (paper: -L_t), "delta" (L_{t-1}-L_t)   |
-    |                     |                    | or "log_delta" (log L_{t-1} - log L_t)        |
+    |                     |                    | or "log_delta" (log L_{t-1} - log L_t), or    |
+    |                     |                    | "vs_base" (log_delta less the base's)         |
     | momentum            | 0.0                | SGD momentum (the paper: plain SGD)           |
     | optimizer           | "sgd"              | "sgd" (paper), or a baseline's:               |
     |                     |                    | "schedule_free", "prodigy", "dadapt_sgd"      |
@@ -311,6 +320,7 @@ class LRScheduleEnv(gym.Env):
         """This episode so far (a new object at every reset); the final info carries it."""
         self._step_start = 0
         self._ended: str | None = None  # why the episode ended, once it has
+        self._base_losses: list[float] = []  # reward="vs_base": the base run's, at reset
 
     @property
     def decisions(self) -> int:
@@ -337,6 +347,8 @@ class LRScheduleEnv(gym.Env):
         if lr is None:
             lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
         lr = float(np.clip(lr, *self.lr_bounds))
+        if self.reward == "vs_base":
+            self._base_losses = self._run_base(trainee_seed, lr)
         self.trainee.reset(trainee_seed, lr)
         train_loss = self.trainee.peek_train_loss()
         evaluation = self.trainee.evaluate()
@@ -409,8 +421,10 @@ class LRScheduleEnv(gym.Env):
         trainee.record_validation(evaluation.loss, self.keep_best)
         if self.reward == "delta":
             reward = self._last_val_loss - evaluation.loss
-        elif self.reward == "log_delta":
+        elif self.reward in ("log_delta", "vs_base"):
             reward = math.log(self._last_val_loss) - math.log(evaluation.loss)
+            if self.reward == "vs_base":
+                reward -= self._base_log_decrease(trainee.sgd_step // self.steps_per_action)
         else:
             reward = -evaluation.loss
         self._last_val_loss = evaluation.loss
@@ -478,8 +492,11 @@ class LRScheduleEnv(gym.Env):
         remaining = (self.total_steps - self.trainee.sgd_step) // self.steps_per_action
         if self.reward == "delta":  # as if the run ended at the divergence threshold
             reward = self._last_val_loss - self.divergence_loss
-        elif self.reward == "log_delta":
+        elif self.reward in ("log_delta", "vs_base"):
             reward = math.log(self._last_val_loss) - math.log(self.divergence_loss)
+            if self.reward == "vs_base":  # the base's decrease from here to its end
+                done = self.trainee.sgd_step // self.steps_per_action
+                reward -= self._base_log_decrease(done, until=self.decisions)
         else:
             reward = -self.divergence_loss * (remaining + 1)
         reward -= self.final_reward_weight * self.divergence_loss
@@ -494,6 +511,33 @@ class LRScheduleEnv(gym.Env):
         self.trace.finish(self.trainee.sgd_step, self.trainee.best_val_loss)
         info["episode_trace"] = self.trace
         return obs.copy(), float(reward), True, False, info
+
+    def _run_base(self, trainee_seed: int, lr: float) -> list[float]:
+        """``reward="vs_base"``: the validation loss at reset and after each decision of
+        the base schedule run alone (action 0) from ``trainee_seed``, with the same calls
+        on the trainee as an episode makes; capped at ``divergence_loss``, which also
+        stands for every decision after a divergence."""
+        trainee = self.trainee
+        trainee.reset(trainee_seed, lr)
+        trainee.peek_train_loss()
+        losses = [min(trainee.evaluate().loss, self.divergence_loss)]
+        while len(losses) <= self.decisions:
+            base = self.base_schedule.lr_at(trainee.sgd_step, self.total_steps)
+            trainee.set_lr(residual_lr(base, 0.0, self.factor_base))
+            train_loss = trainee.train_steps(self.steps_per_action)
+            finite = math.isfinite(train_loss) and trainee.is_finite()
+            loss = trainee.evaluate().loss if finite else math.inf
+            if not loss < self.divergence_loss:
+                losses += [self.divergence_loss] * (self.decisions + 1 - len(losses))
+                break
+            losses.append(loss)
+        return losses
+
+    def _base_log_decrease(self, decision: int, until: int | None = None) -> float:
+        """``log Lb_{decision-1} - log Lb_until`` of the base run (``until``: ``decision``)."""
+        losses = self._base_losses
+        end = decision if until is None else until
+        return math.log(losses[decision - 1]) - math.log(losses[end])
 
     def _features(self, train_loss: float, val_loss: float, probs) -> np.ndarray:
         progress = self.trainee.sgd_step / self.total_steps if self.progress_feature else None

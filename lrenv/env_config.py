@@ -23,7 +23,7 @@ from lrenv.threads import check_torch_threads
 from lrenv.trainee import check_optimizer, check_precision
 
 ACTION_MODES = ("scale", "absolute", "residual")
-REWARDS = ("loss", "delta", "log_delta")
+REWARDS = ("loss", "delta", "log_delta", "vs_base")
 RENDER_MODES = ("rgb_array",)
 """What ``render_mode`` may be besides None (the env's ``metadata["render_modes"]``)."""
 
@@ -50,6 +50,12 @@ def validate_config(**c: Any) -> None:
         )
     if c["base_schedule"] is not None:
         schedule_from_dict(c["base_schedule"])  # ValueError naming the kinds
+    if c["reward"] == "vs_base" and c["action_mode"] != "residual":
+        raise ValueError(
+            "reward='vs_base' measures the controller against its base schedule: it needs "
+            "action_mode='residual' with a base_schedule (train.py: --residual-over), got "
+            f"action_mode={c['action_mode']!r}"
+        )
     for key in ("batch_size", "steps_per_action", "total_steps"):
         check_integer(c[key], key)
     if c["total_steps"] % c["steps_per_action"]:
