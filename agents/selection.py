@@ -30,7 +30,8 @@ a trained one, runs again beside the untrained snapshot on fresh validation epis
 (seeds :data:`CONFIRMATION_SEED_OFFSET` + j, on every selection task) that chose nothing.
 It is kept only when it is better there, paired episode by episode (a two-sided paired
 t-test on the log of the best validation loss, p < 0.05, as evaluate.py counts wins);
-otherwise the untrained snapshot, which is the base schedule, becomes the controller.
+otherwise the untrained snapshot (under residual control, the base schedule) becomes the
+controller.
 """
 
 from __future__ import annotations
