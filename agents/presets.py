@@ -154,7 +154,7 @@ class Preset:
 _CPU = Preset(
     name="cpu",
     summary=(
-        "Two CPU cores, under 10 minutes: lrenv/FashionMNIST-MLP-v0 (MLP 784-128-10, "
+        "Two CPU cores, about 10 minutes: lrenv/FashionMNIST-MLP-v0 (MLP 784-128-10, "
         "batch 128, 500 SGD steps, a decision every 10, a 2k validation subset). The "
         "design the ablation chose (docs/ablation.md): residual control over the best of "
         "warmup-stable-decay and schedule-free SGD on validation (action 0 is that "
