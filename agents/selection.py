@@ -50,7 +50,7 @@ from agents.comparison import (
     select_baselines,
     selection_seeds,
 )
-from agents.jobs import Job
+from agents.jobs import Job, RunResult
 from agents.pool import Runner
 from agents.statistics import paired_t_test
 from agents.tasks import Task
@@ -109,14 +109,9 @@ def select_snapshot(
         raise FileNotFoundError(f"no snapshots in {Path(run) / SNAPSHOTS} to select from")
     seeds = selection_seeds(n_seeds)
     tasks = _selection_tasks(task)
-    jobs = [
-        Job("controller", each, seed, controller=str(code_free_path(path).resolve()), test=False)
-        for path in snapshots
-        for each in tasks
-        for seed in seeds
-    ]
-    with Runner(workers, threads=1, progress=progress) as runner:
-        results = iter(runner.run(jobs, desc="snapshots (validation)"))
+    results = iter(
+        _validation_runs(snapshots, tasks, seeds, workers, progress, "snapshots (validation)")
+    )
     per_task = [[[next(results) for _ in seeds] for _ in tasks] for _ in snapshots]
     # one task: its mean best validation loss; a task set's training split: each task's
     # loss relative to the untrained snapshot's there, so that no task's scale dominates
@@ -157,6 +152,26 @@ def select_snapshot(
     return {**selection, "confirmation": confirmation} if confirm_seeds else selection
 
 
+def _validation_runs(
+    snapshots: Sequence[Path],
+    tasks: Sequence[Task],
+    seeds: Sequence[int],
+    workers: int,
+    progress: bool,
+    desc: str,
+) -> list[RunResult]:
+    """Validation-only episodes of each snapshot (its code-free file) on every task and
+    seed, in that order: snapshot by snapshot, task by task, seed by seed."""
+    jobs = [
+        Job("controller", each, seed, controller=str(code_free_path(path).resolve()), test=False)
+        for path in snapshots
+        for each in tasks
+        for seed in seeds
+    ]
+    with Runner(workers, threads=1, progress=progress) as runner:
+        return runner.run(jobs, desc=desc)
+
+
 def confirmation_seeds(n: int) -> list[int]:
     """The seeds of ``n`` confirmation episodes per task (:data:`CONFIRMATION_SEED_OFFSET`
     + j)."""
@@ -191,14 +206,9 @@ def confirm_snapshot(
         non-finite loss) and ``confirmed`` (better, with p < :data:`CONFIRMATION_P`).
     """
     seeds = confirmation_seeds(n_seeds)
-    jobs = [
-        Job("controller", each, seed, controller=str(code_free_path(path).resolve()), test=False)
-        for path in (candidate, untrained)
-        for each in tasks
-        for seed in seeds
-    ]
-    with Runner(workers, threads=1, progress=progress) as runner:
-        results = runner.run(jobs, desc="confirmation (validation)")
+    results = _validation_runs(
+        (candidate, untrained), tasks, seeds, workers, progress, "confirmation (validation)"
+    )
     losses = np.array([r.best_val_loss for r in results], dtype=np.float64).reshape(2, -1)
     if np.isfinite(losses).all() and (losses > 0).all():
         logs = np.log(losses)

@@ -522,8 +522,7 @@ class LRScheduleEnv(gym.Env):
         trainee.peek_train_loss()
         losses = [min(trainee.evaluate().loss, self.divergence_loss)]
         while len(losses) <= self.decisions:
-            base = self.base_schedule.lr_at(trainee.sgd_step, self.total_steps)
-            trainee.set_lr(residual_lr(base, 0.0, self.factor_base))
+            trainee.set_lr(self.base_schedule.lr_at(trainee.sgd_step, self.total_steps))
             train_loss = trainee.train_steps(self.steps_per_action)
             finite = math.isfinite(train_loss) and trainee.is_finite()
             loss = trainee.evaluate().loss if finite else math.inf
