@@ -179,3 +179,25 @@ def test_bad_confirm_seeds_is_refused_before_training(tmp_path, capsys):
         train.main(smoke(tmp_path / "run", "--confirm-seeds", "-1"))
     assert "confirm_seeds must be an integer >= 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_confirmation_runs_the_training_split_only(tmp_path, monkeypatch):
+    """On a task set the fresh episodes are the training split's tasks, whatever split the
+    run's task names: the held-out split chooses nothing."""
+    from lrenv.task_sets import load_task_set
+
+    run = snapshot_run(tmp_path)
+    runner = FakeRunner(losses(SCORES, [-0.02, -0.03]))
+    monkeypatch.setattr(selection, "Runner", runner)
+    held_out = Task("lrenv/TaskSet-v0", {"task_set": "smoke", "split": "test"})
+    selection.select_snapshot(run, held_out, n_seeds=1, confirm_seeds=2)
+    fresh = [job for job in runner.jobs if job.seed >= selection.CONFIRMATION_SEED_OFFSET]
+    train_rows = load_task_set("smoke").tasks("train")
+    assert fresh and len(fresh) == 2 * 2 * len(train_rows)
+    expected = {
+        json.dumps(t.env_kwargs, sort_keys=True, default=str)
+        for t in selection._selection_tasks(Task("lrenv/TaskSet-v0", {"task_set": "smoke"}))
+    }
+    seen = {json.dumps(job.task.env_kwargs, sort_keys=True, default=str) for job in fresh}
+    assert seen == expected
+    assert all(job.task.env_kwargs.get("split") != "test" for job in fresh)
