@@ -24,6 +24,7 @@ from agents.baselines import (
 from agents.episodes import run_episode, run_episodes
 from agents.open_loop import open_loop_policy
 from agents.tasks import Task, check_controller_fits
+from lrenv.env import action_size
 from lrenv.trace import EpisodeTrace
 
 
@@ -153,7 +154,9 @@ def _policy(job: Job, cache: EnvCache) -> Any:
     if job.policy is not None:
         kwargs = job.task.resolved_kwargs
         decisions = kwargs["total_steps"] // kwargs["steps_per_action"]
-        return open_loop_policy(job.policy, decisions, job.seed)
+        return open_loop_policy(
+            job.policy, decisions, job.seed, action_size(kwargs.get("beta_factor"))
+        )
     return SchedulePolicy(schedule_from_dict(job.schedule))
 
 

@@ -2,7 +2,9 @@
 
 - :class:`ReplayPolicy`: a fixed sequence of actions indexed by training progress, e.g. a
   controller's mean action at each stage of training over the training split, replayed
-  open loop (``profile=[0.0]`` is action 0 throughout: the env's own default behaviour);
+  open loop (``profile=[0.0]`` is action 0 throughout: the env's own default behaviour).
+  A stage's action is a number (the rate's entry) or, for an env whose action has more
+  entries (``beta_factor``), a list of them; a number stands for ``[number, 0, ...]``;
 - :class:`RandomPolicy`: uniform random actions from a seeded generator.
 
 Both have the ``predict(obs, state, episode_start, deterministic)`` interface of a
@@ -26,22 +28,34 @@ class ReplayPolicy:
     """Actions that depend only on the progress of the episode.
 
     Args:
-        profile: the action for each of ``len(profile)`` equal stages of training.
+        profile: the action for each of ``len(profile)`` equal stages of training: numbers,
+            or lists of ``action_size`` numbers.
         decisions: decisions in an episode of the task it runs on.
+        action_size: entries of the env's action; the entries a stage does not give are 0.
     """
 
     is_recurrent = False
 
-    def __init__(self, profile: Sequence[float], decisions: int) -> None:
+    def __init__(
+        self, profile: Sequence[float | Sequence[float]], decisions: int, action_size: int = 1
+    ) -> None:
         if not profile:
             raise ValueError("a replay profile needs at least one action")
-        self.profile = np.clip(np.asarray(profile, dtype=np.float32), -1.0, 1.0)
+        stages = np.asarray(profile, dtype=np.float32).reshape(len(profile), -1)
+        if stages.shape[1] > action_size:
+            raise ValueError(
+                f"a replay profile of {stages.shape[1]} action entries for an env whose "
+                f"action has {action_size}"
+            )
+        padded = np.zeros((len(profile), action_size), dtype=np.float32)
+        padded[:, : stages.shape[1]] = stages
+        self.profile = np.clip(padded, -1.0, 1.0)
         self.decisions = int(decisions)
 
-    def action_at(self, decision: int) -> float:
-        """The action of decision ``decision`` (0-based)."""
+    def action_at(self, decision: int) -> np.ndarray:
+        """The action of decision ``decision`` (0-based), of shape ``(action_size,)``."""
         stage = min(len(self.profile) - 1, decision * len(self.profile) // self.decisions)
-        return float(self.profile[stage])
+        return self.profile[stage].copy()
 
     def predict(
         self,
@@ -54,7 +68,7 @@ class ReplayPolicy:
         decision = (
             0 if state is None or (episode_start is not None and episode_start.any()) else state
         )
-        return np.array([self.action_at(decision)], dtype=np.float32), decision + 1
+        return self.action_at(decision), decision + 1
 
 
 class RandomPolicy:
@@ -62,12 +76,14 @@ class RandomPolicy:
 
     Args:
         seed: mixed with the episode's seed (see :meth:`start`).
+        action_size: entries of the env's action.
     """
 
     is_recurrent = False
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, action_size: int = 1) -> None:
         self.seed = int(seed)
+        self.action_size = int(action_size)
         self._rng = np.random.default_rng(self.seed)
 
     def start(self, episode_seed: int) -> None:
@@ -82,24 +98,27 @@ class RandomPolicy:
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
         """A random action (``deterministic`` does not change it: it is the policy)."""
-        return self._rng.uniform(-1.0, 1.0, size=(1,)).astype(np.float32), state
+        return self._rng.uniform(-1.0, 1.0, size=(self.action_size,)).astype(np.float32), state
 
 
-def open_loop_policy(spec: Mapping[str, Any], decisions: int, episode_seed: int) -> Any:
+def open_loop_policy(
+    spec: Mapping[str, Any], decisions: int, episode_seed: int, action_size: int = 1
+) -> Any:
     """The policy a job's ``policy`` description asks for.
 
     Args:
         spec: ``{"kind": "replay", "profile": [...]}`` or ``{"kind": "random", "seed": s}``.
         decisions: decisions per episode of the job's task.
         episode_seed: the job's reset seed.
+        action_size: entries of the task's action.
 
     Raises:
         ValueError: for an unknown kind.
     """
     if spec.get("kind") == "replay":
-        return ReplayPolicy(spec["profile"], decisions)
+        return ReplayPolicy(spec["profile"], decisions, action_size)
     if spec.get("kind") == "random":
-        policy = RandomPolicy(spec.get("seed", 0))
+        policy = RandomPolicy(spec.get("seed", 0), action_size)
         policy.start(episode_seed)
         return policy
     raise ValueError(f"unknown open-loop policy {spec!r}; kinds: replay, random")
@@ -110,7 +129,8 @@ def actions_from_trace(
     lr_steps: Sequence[int],
     start_lr: float,
     kwargs: Mapping[str, Any],
-) -> list[float]:
+    betas: Sequence[float] = (),
+) -> list[float] | list[list[float]]:
     """The actions that produced a run's rates, recovered from its trace.
 
     Args:
@@ -118,11 +138,14 @@ def actions_from_trace(
         lr_steps: the SGD step each decision's rate began at.
         start_lr: the rate in effect at reset.
         kwargs: the env's resolved keywords (``action_mode``, ``factor_base``,
-            ``lr_bounds``, ``base_schedule``, ``total_steps``).
+            ``lr_bounds``, ``base_schedule``, ``total_steps``, ``beta_factor``).
+        betas: schedule-free SGD's beta of each decision (the trace's ``beta``), for an env
+            with ``beta_factor``.
 
     Returns:
-        One action per decision, clipped to [-1, 1]; rates held at a bound give the
-        action that reaches it.
+        One action per decision, clipped to [-1, 1]: a number, or with ``beta_factor`` the
+        pair ``[rate entry, beta entry]``; rates held at a bound give the action that
+        reaches it.
     """
     from lrenv.schedule_families import schedule_from_dict
 
@@ -141,22 +164,33 @@ def actions_from_trace(
             action = np.log(lr / previous) / np.log(base)
         actions.append(float(np.clip(action, -1.0, 1.0)))
         previous = lr
-    return actions
+    beta_factor = kwargs.get("beta_factor")
+    if beta_factor is None:
+        return actions
+    from lrenv.env import beta_action
+
+    if len(betas) != len(actions):
+        raise ValueError(f"{len(betas)} betas for {len(actions)} decisions")
+    return [[a, beta_action(b, beta_factor)] for a, b in zip(actions, betas, strict=True)]
 
 
-def progress_profile(runs: Sequence[Sequence[float]], bins: int = REPLAY_BINS) -> list[float]:
+def progress_profile(
+    runs: Sequence[Sequence[float] | Sequence[Sequence[float]]], bins: int = REPLAY_BINS
+) -> list[float] | list[list[float]]:
     """The mean action in each of ``bins`` equal stages of training over ``runs`` (each
-    one episode's actions, of any length); a stage no decision fell in takes the
-    previous stage's mean (0 before any)."""
-    sums, counts = np.zeros(bins), np.zeros(bins)
+    one episode's actions, of any length; numbers, or lists of entries); a stage no
+    decision fell in takes the previous stage's mean (0 before any)."""
+    first = next((actions[0] for actions in runs if len(actions)), 0.0)
+    size = len(first) if isinstance(first, Sequence) else None
+    sums, counts = np.zeros((bins, size or 1)), np.zeros(bins)
     for actions in runs:
         n = len(actions)
         for k, action in enumerate(actions):
             stage = min(bins - 1, k * bins // n)
             sums[stage] += action
             counts[stage] += 1
-    profile, last = [], 0.0
+    profile, last = [], np.zeros(size or 1)
     for total, count in zip(sums, counts, strict=True):
-        last = float(total / count) if count else last
-        profile.append(last)
+        last = total / count if count else last
+        profile.append([float(v) for v in last] if size else float(last[0]))
     return profile

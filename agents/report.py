@@ -21,6 +21,7 @@ from agents.comparison import Comparison
 from agents.jobs import RunResult, finite_or_none
 from agents.statistics import SIGNIFICANCE
 from agents.tasks import METHOD_LABELS, METHODS
+from lrenv.trace import EpisodeTrace
 
 
 def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:
@@ -31,12 +32,21 @@ def write_report(comparison: Comparison, out: str | os.PathLike) -> list[Path]:
     paths[0].write_text(json.dumps(comparison.to_dict(), indent=2, default=_jsonable) + "\n")
     paths[1].write_text(results_markdown(comparison))
     trajectories = [
-        {"method": r.method, "seed": r.seed, **asdict(r.trajectory)} for r in comparison.results
+        {"method": r.method, "seed": r.seed, **_trace_record(r.trajectory)}
+        for r in comparison.results
     ]
     paths[2].write_text(json.dumps(finite_or_none(trajectories)) + "\n")
     paths.append(plot_validation_loss(comparison, out / "val_loss.png"))
     paths.append(plot_lr_schedules(comparison, out / "lr_schedule.png"))
     return paths
+
+
+def _trace_record(trace: EpisodeTrace) -> dict[str, Any]:
+    """A trace as trajectories.json holds it; ``beta`` only where a controller set it."""
+    record = asdict(trace)
+    if not record["beta"]:
+        del record["beta"]
+    return record
 
 
 def _mean_std(entry: Mapping[str, float], key: str) -> str:

@@ -295,7 +295,16 @@ def prepare(
         config, run, checkpoint = resolve(args, task, ppo)
         config.validate()
         if config.residual_over:  # with the base's keywords, as the selection will set them
-            check_env_kwargs(config.env_id, {**config.env_kwargs, **RESIDUAL_PROBE})
+            probe = RESIDUAL_PROBE
+            if config.env_kwargs.get("beta_factor") is not None:
+                if config.residual_over != "schedule_free":
+                    raise UsageError(
+                        "beta_factor sets schedule-free SGD's beta, so the base must be "
+                        "schedule-free SGD: pass --residual-over schedule_free, not "
+                        f"{config.residual_over!r}"
+                    )
+                probe = {**RESIDUAL_PROBE, "optimizer": "schedule_free"}
+            check_env_kwargs(config.env_id, {**config.env_kwargs, **probe})
         else:
             check_env_kwargs(config.env_id, config.env_kwargs)
         decisions = max_episode_steps(config.env_id, config.env_kwargs)

@@ -85,7 +85,7 @@ class ZeroShot:
     methods: list[str]
     transferred: dict[str, Any]
     oracles: dict[str, Any]
-    replay_profile: list[float]
+    replay_profile: list[float] | list[list[float]]
 
     def losses(self, task: str, method: str) -> list[float]:
         """The test losses of ``method`` on ``task``, in seed order."""
@@ -206,7 +206,7 @@ def replay_profile(
     train: Sequence[TaskSpec],
     interface: Mapping[str, Any],
     controller: str,
-) -> list[float]:
+) -> list[float] | list[list[float]]:
     """The controller's mean action at each stage of training over the training split: one
     validation-only episode per training task on a selection seed (never a test seed)."""
     from agents.tasks import Task
@@ -221,7 +221,7 @@ def replay_profile(
         kwargs = task.resolved_kwargs
         trace = result.trajectory
         start = float(np.clip(kwargs["initial_lr"], *kwargs["lr_bounds"]))
-        runs.append(actions_from_trace(trace.lr, trace.lr_steps, start, kwargs))
+        runs.append(actions_from_trace(trace.lr, trace.lr_steps, start, kwargs, trace.beta))
     return progress_profile(runs)
 
 

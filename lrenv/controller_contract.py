@@ -105,6 +105,8 @@ class ControllerContract:
         base_schedule: a residual controller's base (a :mod:`lrenv.schedule_families`
             description), else ``None``.
         total_steps: optimizer steps of the training runs the controller learned on.
+        beta_factor: the env's ``beta_factor``: the controller also sets schedule-free
+            SGD's beta (None: it does not).
     """
 
     optimizer: str
@@ -115,6 +117,7 @@ class ControllerContract:
     lr_bounds: tuple[float, float]
     base_schedule: dict[str, Any] | None
     total_steps: int
+    beta_factor: float | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ControllerContract:
@@ -134,6 +137,7 @@ class ControllerContract:
             lr_bounds=kwargs["lr_bounds"],
             base_schedule=None if base is None else dict(base),
             total_steps=int(kwargs["total_steps"]),
+            beta_factor=kwargs.get("beta_factor"),
         )
 
     @property
@@ -218,4 +222,12 @@ class ControllerContract:
             "reference_lr": self.reference_lr,
             "total_steps": self.total_steps,
             "action": self.describe_action(),
-        }
+        } | (
+            {}
+            if self.beta_factor is None
+            else {
+                "beta_factor": self.beta_factor,
+                "beta_action": f"schedule-free SGD's beta = 1 - 0.1 x {self.beta_factor:g} ** "
+                "a[1]: a[1] = 0 keeps 0.9",
+            }
+        )

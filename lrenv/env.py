@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lrenv.data import load_dataset
-from lrenv.env_config import RENDER_MODES, check_action, check_reset_options, validate_config
+from lrenv.env_config import RENDER_MODES, check_actions, check_reset_options, validate_config
 from lrenv.features import FeatureReference, compute_features, feature_names
 from lrenv.schedule_families import Schedule, schedule_from_dict
 from lrenv.threads import with_torch_threads
@@ -22,6 +22,9 @@ from lrenv.trainee import Evaluation, Trainee, resolve_device
 
 PAPER_INITIAL_LRS = (1e-2, 1e-3, 1e-4)
 OBS_LIMIT = 1e6  # any feature beyond this (a loss of 1e6, say) means the trainee has diverged
+SCHEDULE_FREE_BETA = 0.9
+"""Schedule-free SGD's beta (the library's ``momentum``) at its default, and at action 0 of
+``beta_factor``'s second action entry."""
 
 
 class LRScheduleEnv(gym.Env):
@@ -54,9 +57,17 @@ class LRScheduleEnv(gym.Env):
     ``base_schedule`` (a :mod:`lrenv.schedule_families` description such as
     ``{"kind": "wsd", "peak_lr": 0.3, "cooldown": 0.2}``) at the decision's first SGD step.
     An action of 0 reproduces that schedule exactly; deviations do not accumulate.
+    ``beta_factor=f`` (beyond the paper; needs ``optimizer="schedule_free"``) widens the
+    action to ``Box(-1, 1, (2,))``: the first entry sets the rate as above, the second
+    schedule-free SGD's beta (its interpolation between the averaged and the latest
+    iterate, ``momentum`` in the library) for the decision's steps:
+    ``1 - beta = 0.1 * f ** a[1]``, so ``a[1] = 0`` keeps the library's default 0.9 and
+    ``f = 5`` reaches 0.5 to 0.98. A low beta moves the gradient toward the latest iterate,
+    which some tasks want and others do not (docs/zero-shot.md).
     Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
-    but shape ``()`` or ``(1,)``), or one that is not a real number (a string, complex
-    number, bool or None), raises ``ValueError`` and leaves the environment as it was.
+    but shape ``()`` or ``(1,)``; ``(2,)`` with ``beta_factor``), or one that is not a real
+    number (a string, complex number, bool or None), raises ``ValueError`` and leaves the
+    environment as it was.
 
     ## Observation Space
 
@@ -163,6 +174,8 @@ class LRScheduleEnv(gym.Env):
     | optimizer           | "sgd"              | "sgd" (paper), or a baseline's:               |
     |                     |                    | "schedule_free", "prodigy", "dadapt_sgd"      |
     | warmup_steps        | 0                  | schedule-free SGD's own warmup, in SGD steps  |
+    | beta_factor         | None               | a second action entry sets schedule-free      |
+    |                     |                    | SGD's beta: 1 - beta = 0.1 * f ** a[1]        |
     | val_size            | None               | validation examples used (None: all 10k)      |
     | feature_transform   | "raw"              | "raw" (paper), "log" (log10 of variances) or  |
     |                     |                    | "relative" (scale-free, for task sets)        |
@@ -240,6 +253,7 @@ class LRScheduleEnv(gym.Env):
         momentum: float = 0.0,
         optimizer: str = "sgd",
         warmup_steps: int = 0,
+        beta_factor: float | None = None,
         val_size: int | None = None,
         feature_transform: str = "raw",
         progress_feature: bool = False,
@@ -269,6 +283,7 @@ class LRScheduleEnv(gym.Env):
             momentum=momentum,
             optimizer=optimizer,
             warmup_steps=warmup_steps,
+            beta_factor=beta_factor,
             val_size=val_size,
             feature_transform=feature_transform,
             final_reward_weight=final_reward_weight,
@@ -310,7 +325,8 @@ class LRScheduleEnv(gym.Env):
             optimizer=optimizer,
             warmup_steps=warmup_steps,
         )
-        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.beta_factor = None if beta_factor is None else float(beta_factor)
+        self.action_space = spaces.Box(-1.0, 1.0, (action_size(beta_factor),), np.float32)
         n = len(self.feature_names)
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
         self._obs: np.ndarray | None = None
@@ -389,8 +405,10 @@ class LRScheduleEnv(gym.Env):
         between the two halves. Returns the new learning rate.
         """
         self.check_can_step()
-        a = check_action(action)
+        a, *more = check_actions(action, self.action_space.shape[0])
         self._step_start = self.trainee.sgd_step
+        if self.beta_factor is not None:
+            self.trainee.set_beta(schedule_free_beta(more[0], self.beta_factor))
         if self.action_mode == "residual":
             base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)
             lr = residual_lr(base, a, self.factor_base)
@@ -417,7 +435,9 @@ class LRScheduleEnv(gym.Env):
             return self._diverged(train_loss)
         self._probs = evaluation.probs
         self._obs = obs
-        self.trace.decision(self._step_start, trainee.lr, trainee.sgd_step, evaluation.loss)
+        self.trace.decision(
+            self._step_start, trainee.lr, trainee.sgd_step, evaluation.loss, self._beta()
+        )
         trainee.record_validation(evaluation.loss, self.keep_best)
         if self.reward == "delta":
             reward = self._last_val_loss - evaluation.loss
@@ -507,7 +527,9 @@ class LRScheduleEnv(gym.Env):
         self._obs = obs
         self._ended = "terminated: the trainee diverged"
         info = self._info(train_loss, math.nan, math.nan, diverged=True)
-        self.trace.decision(self._step_start, self.trainee.lr, self.trainee.sgd_step, None)
+        self.trace.decision(
+            self._step_start, self.trainee.lr, self.trainee.sgd_step, None, self._beta()
+        )
         self.trace.finish(self.trainee.sgd_step, self.trainee.best_val_loss)
         info["episode_trace"] = self.trace
         return obs.copy(), float(reward), True, False, info
@@ -537,6 +559,10 @@ class LRScheduleEnv(gym.Env):
         losses = self._base_losses
         end = decision if until is None else until
         return math.log(losses[decision - 1]) - math.log(losses[end])
+
+    def _beta(self) -> float | None:
+        """Schedule-free SGD's beta in effect, for the trace; None without ``beta_factor``."""
+        return None if self.beta_factor is None else self.trainee.beta
 
     def _features(self, train_loss: float, val_loss: float, probs) -> np.ndarray:
         progress = self.trainee.sgd_step / self.total_steps if self.progress_feature else None
@@ -607,6 +633,23 @@ def residual_lr(base_lr: float, action: float, factor_base: float) -> float:
     of a decay to zero) stays 0 whatever the action.
     """
     return float(base_lr * factor_base**action)
+
+
+def action_size(beta_factor: float | None) -> int:
+    """Entries of the action: the rate's, and schedule-free SGD's beta's with ``beta_factor``."""
+    return 1 if beta_factor is None else 2
+
+
+def schedule_free_beta(action: float, beta_factor: float) -> float:
+    """Schedule-free SGD's beta for the second action entry: ``1 - 0.1 * f ** action``."""
+    return float(1.0 - (1.0 - SCHEDULE_FREE_BETA) * beta_factor**action)
+
+
+def beta_action(beta: float, beta_factor: float) -> float:
+    """The second action entry that sets ``beta`` (the inverse of
+    :func:`schedule_free_beta`), clipped to [-1, 1]."""
+    action = math.log((1.0 - beta) / (1.0 - SCHEDULE_FREE_BETA)) / math.log(beta_factor)
+    return float(np.clip(action, -1.0, 1.0))
 
 
 @functools.cache

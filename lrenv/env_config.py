@@ -85,6 +85,7 @@ def validate_config(**c: Any) -> None:
     base = c["factor_base"]
     if not (is_real(base) and math.isfinite(base) and base > 1):
         raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
+    check_beta_factor(c["beta_factor"], c["optimizer"])
     if not (is_real(c["momentum"]) and 0 <= c["momentum"] < 1):
         raise ValueError(f"momentum must be a number in [0, 1), got {c['momentum']!r}")
     if c["val_size"] is not None:
@@ -107,26 +108,56 @@ def validate_config(**c: Any) -> None:
         )
 
 
+MAX_BETA_FACTOR = 9.0
+"""The widest ``beta_factor``: schedule-free's beta then reaches ``1 - 0.1 * 9 = 0.1``; at
+10 it would reach 0, where the library's switch to the averaged weights divides by it."""
+
+
+def check_beta_factor(beta_factor: Any, optimizer: str) -> None:
+    """``beta_factor`` is None, or a number in (1, 9] with ``optimizer="schedule_free"``."""
+    if beta_factor is None:
+        return
+    if not (is_real(beta_factor) and 1 < beta_factor <= MAX_BETA_FACTOR):
+        raise ValueError(
+            f"beta_factor must be None or a number in (1, {MAX_BETA_FACTOR:g}] (schedule-free "
+            f"SGD's 1 - beta is 0.1 x beta_factor ** a), got {beta_factor!r}"
+        )
+    if optimizer != "schedule_free":
+        raise ValueError(
+            "beta_factor sets schedule-free SGD's beta: it needs optimizer='schedule_free', "
+            f"got optimizer={optimizer!r}"
+        )
+
+
 def check_action(action: Any) -> float:
     """The action as a float in [-1, 1]; ValueError for a non-finite or misshaped one, or
     one that is not a real number (a string, complex number, bool or None)."""
+    return check_actions(action, 1)[0]
+
+
+def check_actions(action: Any, size: int) -> tuple[float, ...]:
+    """An action of ``size`` entries as floats in [-1, 1] (size 1: a number or shape
+    ``(1,)``); ValueError for a non-finite or misshaped one, or one that is not real."""
+    shape = "(1,)" if size == 1 else f"({size},)"
     try:
         array = np.asarray(action)
     except (TypeError, ValueError) as err:  # a ragged list, say
         raise ValueError(
-            f"action must be a number or an array of shape (1,), got {action!r}"
+            f"action must be {'a number or ' if size == 1 else ''}an array of shape {shape}, "
+            f"got {action!r}"
         ) from err
     if array.dtype.kind not in "iuf":  # "b" bool, "c" complex, "U" str, "O" None and others
         raise ValueError(
-            "action must be a real number or an array of shape (1,) of floats, "
-            f"got {action!r} (dtype {array.dtype})"
+            f"action must be {'a real number or ' if size == 1 else ''}an array of shape "
+            f"{shape} of floats, got {action!r} (dtype {array.dtype})"
         )
-    if array.shape not in ((), (1,)):
-        raise ValueError(f"action must have shape (1,), got shape {array.shape}")
-    value = float(array.reshape(()))
-    if not math.isfinite(value):
-        raise ValueError(f"action must be finite, got {value}")
-    return float(np.clip(value, -1.0, 1.0))
+    allowed = ((), (1,)) if size == 1 else ((size,),)
+    if array.shape not in allowed:
+        raise ValueError(f"action must have shape {shape}, got shape {array.shape}")
+    values = tuple(float(v) for v in array.reshape(-1))
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"action must be finite, got {values if size > 1 else values[0]}")
+    return tuple(float(np.clip(v, -1.0, 1.0)) for v in values)
 
 
 def check_reset_options(options: Mapping[str, Any] | None) -> float | None:

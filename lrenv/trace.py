@@ -54,12 +54,18 @@ class EpisodeTrace:
     end_step: int = 0
     best_val_loss: float = math.inf
     diverged: bool = False
+    beta: list[float] = field(default_factory=list)
+    """Schedule-free SGD's beta of each decision, with the env's ``beta_factor`` (else empty)."""
 
-    def decision(self, start: int, lr: float, end: int, val_loss: float | None) -> None:
-        """Record one decision: ``lr`` from SGD step ``start`` to ``end``, then the
-        validation loss (``None``: the trainee diverged)."""
+    def decision(
+        self, start: int, lr: float, end: int, val_loss: float | None, beta: float | None = None
+    ) -> None:
+        """Record one decision: ``lr`` (and ``beta``, when the controller sets it) from SGD
+        step ``start`` to ``end``, then the validation loss (``None``: it diverged)."""
         self.lr_steps.append(int(start))
         self.lr.append(float(lr))
+        if beta is not None:
+            self.beta.append(float(beta))
         if val_loss is None:
             self.diverged = True
         else:

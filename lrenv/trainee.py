@@ -347,6 +347,28 @@ class Trainee:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
+    @property
+    def beta(self) -> float:
+        """Schedule-free SGD's beta (the library's ``momentum``) of the first group."""
+        return float(self.optimizer.param_groups[0]["momentum"])
+
+    def set_beta(self, beta: float) -> None:
+        """Set schedule-free SGD's beta in every group, for the steps that follow.
+
+        The optimizer first moves the weights to the averaged iterate (its eval mode) with
+        the beta they were formed with, so that its next switch to training forms the
+        gradient point from the new beta: a change between steps keeps the iterates exact.
+        """
+        if self.optimizer_name != "schedule_free":
+            raise RuntimeError(
+                f"beta is schedule-free SGD's; this trainee trains with {self.optimizer_name!r}"
+            )
+        if not 0 < beta < 1:
+            raise ValueError(f"schedule-free SGD's beta must lie in (0, 1), got {beta}")
+        self._optimizer_mode("eval")
+        for group in self.optimizer.param_groups:
+            group["momentum"] = beta
+
     def peek_train_loss(self) -> float:
         """The loss of the next training batch, without a step and without consuming it."""
         idx = self.order.peek()

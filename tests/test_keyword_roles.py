@@ -22,6 +22,10 @@ def test_runtime_keywords_change_nothing_a_task_or_controller_is_defined_by():
 
 def test_the_scheduler_reads_every_interface_keyword_or_the_contract_checks_it():
     """An interface keyword the scheduler does not take is one the controller contract
-    checks against the user's optimizer; a new interface keyword must be placed."""
+    checks against the user's optimizer, or one the scheduler refuses (beta_factor); a
+    new interface keyword must be placed."""
     checked_by_the_contract = {"optimizer", "warmup_steps"}
-    assert set(CONTROLLER_INTERFACE_KEYS) - set(SCHEDULER_SETTINGS) == checked_by_the_contract
+    refused_by_the_scheduler = {"beta_factor"}
+    assert set(CONTROLLER_INTERFACE_KEYS) - set(SCHEDULER_SETTINGS) == (
+        checked_by_the_contract | refused_by_the_scheduler
+    )
