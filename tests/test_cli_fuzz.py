@@ -168,6 +168,7 @@ BAD = [
     ("train.py", "--residual-over", "foo"),
     ("train.py", "--residual-over", "plateau"),
     ("train.py", "--env-kwargs", '{"reward": "delta", "divergence_loss": 0.5}'),
+    ("train.py", "--env-kwargs", '{"beta_factor": 5}'),
     ("evaluate.py", "--env-id", "lrenv/Nope-v0"),
     ("evaluate.py", "--runs", "-3"),
     ("evaluate.py", "--workers", "0"),
