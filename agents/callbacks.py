@@ -136,6 +136,8 @@ class EpisodeTracker(BaseCallback):
             "trainee/mean_lr": float(np.mean(trace.lr)) if trace.lr else math.nan,
             "trainee/diverged": float(diverged),
         }
+        if trace.beta:  # the env's beta_factor: the controller sets schedule-free SGD's beta
+            values["trainee/mean_beta"] = float(np.mean(trace.beta))
         if not diverged:
             values["trainee/final_val_loss"] = float(info.get("val_loss", math.nan))
             values["trainee/final_val_accuracy"] = float(info.get("val_accuracy", math.nan))
@@ -145,7 +147,12 @@ class EpisodeTracker(BaseCallback):
         if family:  # a task set: each family of tasks gets its own curves too
             values |= {
                 f"tasks/{family}/{key.split('/')[1]}": values[key]
-                for key in ("trainee/return", "trainee/final_val_loss", "trainee/diverged")
+                for key in (
+                    "trainee/return",
+                    "trainee/final_val_loss",
+                    "trainee/diverged",
+                    "trainee/mean_beta",
+                )
                 if key in values
             }
         values = {key: value for key, value in values.items() if math.isfinite(value)}

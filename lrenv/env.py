@@ -216,7 +216,8 @@ class LRScheduleEnv(gym.Env):
     * v0: initial version. Since then, options only (defaults unchanged): ``action_mode``
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
-      ``final_reward_weight``, ``precision``, ``compile``, ``torch_threads`` (new: the
+      ``final_reward_weight``, ``precision``, ``compile``, ``beta_factor`` (a second
+      action entry), ``torch_threads`` (new: the
       trainee computes with 1 thread unless told otherwise). Every named id now pins its
       whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
       cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the

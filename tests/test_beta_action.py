@@ -114,18 +114,32 @@ def test_a_rate_profile_pads_the_other_entries_with_zero():
     assert RandomPolicy(0, action_size=2).predict(np.zeros(8))[0].shape == (2,)
 
 
-def test_the_scheduler_refuses_a_controller_that_sets_beta(train_smoke, tmp_path):
+@pytest.fixture(scope="module")
+def beta_run(train_smoke, tmp_path_factory):
+    """A controller trained by train.py with the beta action (two synthetic episodes)."""
+    return train_smoke(
+        tmp_path_factory.mktemp("beta") / "run",
+        "--env-kwargs",
+        '{"optimizer": "schedule_free", "warmup_steps": 5, "beta_factor": 5}',
+    )
+
+
+def test_training_logs_the_mean_beta_of_each_episode(beta_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(beta_run / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    betas = [event.value for event in events.Scalars("trainee/mean_beta")]
+    assert len(betas) == 2 and all(0.5 <= b <= 0.98 for b in betas)
+
+
+def test_the_scheduler_refuses_a_controller_that_sets_beta(beta_run):
     import schedulefree
 
     from lrenv.scheduler import LearnedLRScheduler
 
-    run = train_smoke(
-        tmp_path / "beta",
-        "--env-kwargs",
-        '{"optimizer": "schedule_free", "warmup_steps": 5, "beta_factor": 5}',
-    )
     model = torch.nn.Linear(4, 2)
     optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.1, warmup_steps=5)
     val = (torch.zeros(8, 4), torch.zeros(8, dtype=torch.long))
     with pytest.raises(ValueError, match="sets schedule-free SGD's beta"):
-        LearnedLRScheduler(optimizer, run, model=model, val_data=val)
+        LearnedLRScheduler(optimizer, beta_run, model=model, val_data=val)
