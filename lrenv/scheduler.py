@@ -182,14 +182,14 @@ class LearnedLRScheduler(LRScheduler):
             controller = Controller.load(controller, device=controller_device)
         self.controller = controller
         self.contract = ControllerContract.from_config(controller.config)
-        env_kwargs = trained_env_kwargs(controller.config)
-        if env_kwargs.get("beta_factor") is not None:
+        if self.contract.beta_factor is not None:
             raise ValueError(
                 f"this controller also sets schedule-free SGD's beta every decision "
-                f"(beta_factor={env_kwargs['beta_factor']:g}); the scheduler drives the "
+                f"(beta_factor={self.contract.beta_factor:g}); the scheduler drives the "
                 "rate only: run the controller in its env (evaluate.py) instead"
             )
         self.contract.check_optimizer(optimizer)
+        env_kwargs = trained_env_kwargs(controller.config)
         self.settings = {name: env_kwargs[name] for name in SCHEDULER_SETTINGS}
         self.feature_names = feature_names(bool(self.settings["progress_feature"]))
         if controller.observation_size != len(self.feature_names):
