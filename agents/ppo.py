@@ -224,6 +224,8 @@ def build_agent(
         "verbose": 0,
         "stats_window_size": stats_window_size,
     }
+    if settings.use_sde:  # one exploration map per rollout, drawn at its start
+        common.update(use_sde=True, sde_sample_freq=-1)
     rates = {"actor_lr": settings.actor_lr, "critic_lr": settings.critic_lr}
     if recurrent:
         policy_kwargs = {

@@ -24,6 +24,7 @@ import lrenv
 from lrenv.controller import (
     ACTIVATIONS,
     FORMAT,
+    STATE_DEPENDENT,
     VERSION,
     Actor,
     Controller,
@@ -131,8 +132,9 @@ def _describe_policy(policy: nn.Module) -> tuple[dict[str, Any], Actor]:
         raise ValueError(f"only 1-D Box observations can be saved, not {obs_space}")
     if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
         raise ValueError(f"only 1-D Box actions can be saved, not {action_space}")
-    if getattr(policy, "use_sde", False) or getattr(policy, "squash_output", False):
-        raise ValueError("policies with state-dependent exploration or squashed actions")
+    if getattr(policy, "squash_output", False):
+        raise ValueError("policies with squashed actions")
+    state_dependent = bool(getattr(policy, "use_sde", False))
     extractor = getattr(policy, "pi_features_extractor", policy.features_extractor)
     if not isinstance(extractor, FlattenExtractor):
         raise ValueError(f"the actor's features extractor must be Flatten, not {extractor}")
@@ -169,7 +171,8 @@ def _describe_policy(policy: nn.Module) -> tuple[dict[str, Any], Actor]:
     with th.no_grad():
         actor.mlp.load_state_dict(policy.mlp_extractor.policy_net.state_dict())
         actor.action_net.load_state_dict(policy.action_net.state_dict())
-        actor.log_std.copy_(policy.log_std.detach().reshape(-1))
+        if not state_dependent:  # gSDE's log_std is a map, not one std per action entry
+            actor.log_std.copy_(policy.log_std.detach().reshape(-1))
         if lstm_module is not None:
             assert actor.lstm is not None
             actor.lstm.load_state_dict(lstm_module.state_dict())
@@ -185,6 +188,8 @@ def _describe_policy(policy: nn.Module) -> tuple[dict[str, Any], Actor]:
             "high": [float(x) for x in action_space.high],
         },
     }
+    if state_dependent:
+        description["exploration"] = STATE_DEPENDENT
     return description, actor
 
 

@@ -137,8 +137,13 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        """The configuration as plain JSON values (tuples become lists)."""
-        return _canonical(dataclasses.asdict(self))
+        """The configuration as plain JSON values (tuples become lists). ``ppo.use_sde``
+        is written only when set, so that a run without it writes what runs before the
+        setting existed wrote (config.json and the controller files)."""
+        data = dataclasses.asdict(self)
+        if not self.ppo.use_sde:
+            del data["ppo"]["use_sde"]
+        return _canonical(data)
 
     def with_overrides(
         self, given: Mapping[str, Any], ppo_given: Mapping[str, Any] | None = None

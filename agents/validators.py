@@ -142,6 +142,7 @@ PPO_RULES: dict[str, Callable[[Any], Any]] = {
     "log_std_init": lambda v: number(
         "log_std_init", v, -10.0, 2.0, note="initial log standard deviation"
     ),
+    "use_sde": lambda v: boolean("use_sde", v),
     "normalize_observations": lambda v: boolean("normalize_observations", v),
     "normalize_rewards": lambda v: boolean("normalize_rewards", v),
 }

@@ -15,8 +15,10 @@ zip: ``episode-000004.zip`` -> ``episode-000004.safetensors``) that holds:
   (``observation_size``, ``hidden_sizes``, ``activation``, ``action_size`` and ``lstm``:
   ``null`` or ``{"hidden_size", "num_layers"}``); ``action_space`` (``low``, ``high``);
   ``normalization`` (``null``, or ``{"epsilon", "clip"}`` with the arrays above as
-  tensors); ``config`` (train.py's resolved configuration: ``env_id``, ``env_kwargs``,
-  ``preset``, ``recurrent``, ``episodes_done``, ...).
+  tensors); ``exploration`` (only ``"state-dependent"``, for a policy trained with gSDE,
+  which then acts deterministically only; absent otherwise); ``config`` (train.py's
+  resolved configuration: ``env_id``, ``env_kwargs``, ``preset``, ``recurrent``,
+  ``episodes_done``, ...).
 
 The description lives in the safetensors metadata rather than in a separate
 ``controller.json`` so that a controller is one file: it is written atomically as a
@@ -69,6 +71,10 @@ SUFFIX = ".safetensors"
 FORMAT = "lrenv-controller"
 VERSION = 1
 METADATA_KEY = "lrenv_controller"
+STATE_DEPENDENT = "state-dependent"
+"""The description's ``"exploration"`` of a policy trained with gSDE (PPO's ``use_sde``):
+its noise is a map of the actor's hidden layer, which the file does not hold, so the
+controller acts deterministically only. Files of other policies have no such key."""
 
 # Activations an actor may use, by the name the file gives. Only parameterless modules
 # in their default configuration (checked on export), so the name says all there is.
@@ -292,8 +298,14 @@ class Controller:
             action space, and the next state.
 
         Raises:
-            ValueError: when the observation has the wrong shape.
+            ValueError: when the observation has the wrong shape, or ``deterministic`` is
+                False for a controller trained with state-dependent exploration.
         """
+        if not deterministic and self.description.get("exploration") == STATE_DEPENDENT:
+            raise ValueError(
+                "this controller was trained with state-dependent exploration (use_sde), "
+                "whose noise its file does not hold: call predict with deterministic=True"
+            )
         obs = self.normalize(observation)
         size = self.observation_size
         if obs.shape == (size,):
@@ -515,6 +527,8 @@ def _check_description(description: Any, where: str) -> None:
         or not all(finite(v) and v >= 0 for v in norm.values())
     ):
         raise fail("normalization must be null or {epsilon, clip} (finite, >= 0)")
+    if description.get("exploration", STATE_DEPENDENT) != STATE_DEPENDENT:
+        raise fail(f"exploration must be absent or {STATE_DEPENDENT!r}")
     if not isinstance(description.get("config", {}), dict):
         raise fail("config must be a JSON object")
     if not isinstance(description.get("contract", {}), dict):
