@@ -51,14 +51,14 @@ class PPOSettings:
     ent_coef: float = 0.0
     """Entropy bonus."""
     log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian policy (with ``use_sde``: of the
-    entries of the exploration map)."""
+    """Initial log standard deviation of the Gaussian policy."""
     use_sde: bool = False
     """Exploration that persists through an episode: stable-baselines3's generalized
     state-dependent exploration (gSDE), whose noise is a linear map of the actor's hidden
     layer with the map drawn once per rollout, instead of a fresh draw at every decision.
     A perturbation then lasts long enough to change a run's outcome (a lower
-    schedule-free beta for a whole run, not for one decision's 10 steps)."""
+    schedule-free beta for a whole run, not for one decision's 10 steps). ``log_std_init``
+    then sets the map's entries."""
     normalize_observations: bool = True
     """Running mean/std normalisation of observations, saved with the controller."""
     normalize_rewards: bool = False
