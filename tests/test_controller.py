@@ -254,6 +254,9 @@ def corrupt(good: bytes, path: Path, how: str) -> None:
         elif how == "bad activation":
             description["actor"]["activation"] = "os.system"
             text = json.dumps(description)
+        elif how == "bad exploration":
+            description["exploration"] = "curious"
+            text = json.dumps(description)
         else:
             text = "{not json"
         save_file(tensors, str(path), metadata={"lrenv_controller": text})
@@ -268,6 +271,7 @@ def corrupt(good: bytes, path: Path, how: str) -> None:
         ("no description", "no controller description"),
         ("wrong shapes", "do not fit"),
         ("bad activation", "activation must be one of"),
+        ("bad exploration", "exploration must be absent or"),
         ("bad json", "not JSON"),
     ],
 )

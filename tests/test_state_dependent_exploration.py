@@ -9,7 +9,7 @@ import torch
 from stable_baselines3 import PPO
 
 from agents.sb3_controller import save_controller
-from lrenv.controller import METADATA_KEY, Controller, ControllerFileError
+from lrenv.controller import Controller
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,17 +49,3 @@ def test_a_policy_without_it_writes_no_exploration_key(smoke_run_folders, tmp_pa
     model = PPO.load(smoke_run_folders["ppo"] / "controller.zip", device="cpu")
     save_controller(model, tmp_path / "plain.zip")
     assert "exploration" not in Controller.load(tmp_path / "plain.safetensors").description
-
-
-def test_an_unknown_exploration_is_refused(sde_run, tmp_path):
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    with safe_open(str(sde_run / "controller.safetensors"), framework="pt") as file:
-        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
-        description = json.loads(file.metadata()[METADATA_KEY])
-    description["exploration"] = "curious"
-    path = tmp_path / "bad.safetensors"
-    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(description)})
-    with pytest.raises(ControllerFileError, match="exploration must be absent or"):
-        Controller.load(path)
