@@ -186,7 +186,12 @@ def check_controller_fits(observation_size: int, task: Task) -> None:
     """Raise ValueError when the task's observation length differs from the controller's."""
     from lrenv.features import feature_names  # torch only where a controller is checked
 
-    expected = len(feature_names(bool(task.resolved_kwargs.get("progress_feature", False))))
+    kwargs = task.resolved_kwargs
+    expected = len(
+        feature_names(
+            bool(kwargs.get("progress_feature", False)), bool(kwargs.get("epochs_feature", False))
+        )
+    )
     if expected != observation_size:
         raise ValueError(
             f"the controller reads {observation_size} features but {task.describe()} gives "

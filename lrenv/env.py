@@ -71,8 +71,9 @@ class LRScheduleEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(-1e6, 1e6, (n,), float32)``; ``n`` is 7, or 8 with
-    ``progress_feature=True``. ``env.unwrapped.feature_names`` names the entries.
+    ``Box(-1e6, 1e6, (n,), float32)``; ``n`` is 7, plus one with
+    ``progress_feature=True`` and one with ``epochs_feature=True``.
+    ``env.unwrapped.feature_names`` names the entries.
 
     | Num | Observation       | Definition                                                |
     |-----|-------------------|-----------------------------------------------------------|
@@ -86,6 +87,10 @@ class LRScheduleEnv(gym.Env):
     | 5   | weight_var        | variance of the final dense layer's weights               |
     | 6   | log10_lr          | log10 of the learning rate in effect                      |
     | 7   | progress          | fraction of ``total_steps`` done (``progress_feature``)   |
+    | 8   | log2_run_epochs   | ``log2(1 + E)``, ``E`` the passes over the training set   |
+    |     |                   | the whole episode makes: ``total_steps * batch_size`` /   |
+    |     |                   | training examples (``epochs_feature``; entry 7 without    |
+    |     |                   | ``progress``)                                             |
 
     With ``feature_transform="log"``, entries 2, 3 and 5 are ``log10(v + 1e-10)`` instead.
     ``feature_transform="relative"`` (for task sets: the same meaning on every task) gives
@@ -180,6 +185,8 @@ class LRScheduleEnv(gym.Env):
     | feature_transform   | "raw"              | "raw" (paper), "log" (log10 of variances) or  |
     |                     |                    | "relative" (scale-free, for task sets)        |
     | progress_feature    | False              | append the fraction of training done          |
+    | epochs_feature      | False              | append log2(1 + the episode's epochs): how    |
+    |                     |                    | many passes over its data the task makes      |
     | final_reward_weight | 0.0                | extra weight on the final validation loss     |
     |                     |                    | (finite, >= 0)                                |
     | divergence_loss     | None               | divergence threshold on the validation loss,  |
@@ -217,7 +224,7 @@ class LRScheduleEnv(gym.Env):
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
       ``final_reward_weight``, ``precision``, ``compile``, ``beta_factor`` (a second
-      action entry), ``torch_threads`` (new: the
+      action entry), ``epochs_feature``, ``torch_threads`` (new: the
       trainee computes with 1 thread unless told otherwise). Every named id now pins its
       whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
       cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
@@ -258,6 +265,7 @@ class LRScheduleEnv(gym.Env):
         val_size: int | None = None,
         feature_transform: str = "raw",
         progress_feature: bool = False,
+        epochs_feature: bool = False,
         final_reward_weight: float = 0.0,
         divergence_loss: float | None = None,
         keep_best: bool = False,
@@ -287,6 +295,7 @@ class LRScheduleEnv(gym.Env):
             beta_factor=beta_factor,
             val_size=val_size,
             feature_transform=feature_transform,
+            epochs_feature=epochs_feature,
             final_reward_weight=final_reward_weight,
             divergence_loss=divergence_loss,
             precision=precision,
@@ -308,9 +317,10 @@ class LRScheduleEnv(gym.Env):
         self.reward = reward
         self.feature_transform = feature_transform
         self.progress_feature = progress_feature
+        self.epochs_feature = epochs_feature
         self.final_reward_weight = final_reward_weight
         self.keep_best = keep_best
-        self.feature_names = feature_names(progress_feature)
+        self.feature_names = feature_names(progress_feature, epochs_feature)
 
         data = load_dataset(dataset, data_root)
         self.divergence_loss = resolve_divergence_loss(divergence_loss, data.num_classes)
@@ -326,6 +336,8 @@ class LRScheduleEnv(gym.Env):
             optimizer=optimizer,
             warmup_steps=warmup_steps,
         )
+        self.run_epochs = total_steps * batch_size / len(self.trainee.train_data)
+        """Passes over the training set an episode makes (``epochs_feature`` reads it)."""
         self.beta_factor = None if beta_factor is None else float(beta_factor)
         self.action_space = spaces.Box(-1.0, 1.0, (action_size(beta_factor),), np.float32)
         n = len(self.feature_names)
@@ -575,6 +587,7 @@ class LRScheduleEnv(gym.Env):
             weight=self.trainee.final_weight(),
             lr=self.trainee.lr,
             progress=progress,
+            epochs=self.run_epochs if self.epochs_feature else None,
             transform=self.feature_transform,
             reference=self._reference,
         )

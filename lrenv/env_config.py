@@ -95,6 +95,8 @@ def validate_config(**c: Any) -> None:
             f"unknown feature_transform {c['feature_transform']!r}; "
             f"choose one of {', '.join(FEATURE_TRANSFORMS)}"
         )
+    if not isinstance(c["epochs_feature"], bool):
+        raise ValueError(f"epochs_feature must be True or False, got {c['epochs_feature']!r}")
     weight = c["final_reward_weight"]
     if not (is_real(weight) and math.isfinite(weight) and weight >= 0):
         raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")

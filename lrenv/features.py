@@ -17,7 +17,14 @@ Definitions (``P`` probe examples, ``C`` classes, ``p`` the softmax of the logit
  5    weight_var         variance of the final dense layer's weight matrix
  6    log10_lr           log10 of the learning rate in effect
  7    progress           fraction of the episode's SGD steps done (optional extra)
+ 8    log2_run_epochs    ``log2(1 + E)``, ``E`` the passes over the training set the
+                         whole run makes (optional extra; entry 7 without ``progress``)
 ====  =================  ===================================================================
+
+``log2_run_epochs`` tells tasks apart by how often the trainee sees each example: a run
+over a few thousand examples at a large batch makes tens of epochs where one over 50,000
+makes one. It is fixed before the first step (total steps x batch size / training
+examples), so a controller can act on it from its first decision.
 
 With ``feature_transform="log"`` entries 2, 3 and 5 are replaced by ``log10(v + 1e-10)``:
 raw, they span orders of magnitude, which an MLP controller reads poorly.
@@ -49,6 +56,8 @@ PAPER_FEATURES = (
 )
 EXTRA_FEATURES = ("progress",)
 FEATURE_NAMES = PAPER_FEATURES + EXTRA_FEATURES
+EPOCHS_FEATURE = "log2_run_epochs"
+"""The entry ``epochs_feature`` appends, after ``progress`` when both are on."""
 FEATURE_TRANSFORMS = ("raw", "log", "relative")
 _LOGGED = (2, 3, 5)  # variance features, log-scaled under feature_transform="log"
 LOG_EPS = 1e-10
@@ -74,9 +83,10 @@ class FeatureReference:
         return cls(loss=float(val_loss), weight_std=std if std > 0 else 1.0)
 
 
-def feature_names(progress_feature: bool) -> tuple[str, ...]:
+def feature_names(progress_feature: bool, epochs_feature: bool = False) -> tuple[str, ...]:
     """Names of the observation entries for a given configuration."""
-    return FEATURE_NAMES if progress_feature else PAPER_FEATURES
+    names = FEATURE_NAMES if progress_feature else PAPER_FEATURES
+    return (*names, EPOCHS_FEATURE) if epochs_feature else names
 
 
 def prediction_variance(probs: torch.Tensor) -> torch.Tensor:
@@ -93,6 +103,7 @@ def compute_features(
     weight: torch.Tensor,
     lr: torch.Tensor | float,
     progress: torch.Tensor | float | None = None,
+    epochs: torch.Tensor | float | None = None,
     transform: str = "raw",
     reference: FeatureReference | None = None,
 ) -> np.ndarray:
@@ -106,12 +117,15 @@ def compute_features(
         weight: the final dense layer's weight, ``(..., out, in)``.
         lr: the learning rate in effect, shape ``(...)``.
         progress: fraction of the episode done; ``None`` leaves the entry out.
+        epochs: passes over the training set the whole run makes (total SGD steps x
+            batch size / training examples); the entry is ``log2(1 + epochs)``; ``None``
+            leaves it out.
         transform: ``"raw"`` (the paper), ``"log"`` (log10 of the variance features) or
             ``"relative"`` (scale-free; see the module docstring).
         reference: the values at reset that ``"relative"`` divides by (required there).
 
     Returns:
-        ``(..., 7)`` or ``(..., 8)`` float32 array, ordered as :data:`FEATURE_NAMES`.
+        ``(..., 7)`` to ``(..., 9)`` float32 array, ordered as :func:`feature_names`.
     """
     if transform not in FEATURE_TRANSFORMS:
         raise ValueError(
@@ -130,6 +144,8 @@ def compute_features(
         ]
         if progress is not None:
             columns.append(torch.as_tensor(progress, dtype=torch.float64))
+        if epochs is not None:
+            columns.append(torch.log2(1.0 + torch.as_tensor(epochs, dtype=torch.float64)))
         device = columns[2].device
         stacked = torch.stack(torch.broadcast_tensors(*[c.to(device) for c in columns]), dim=-1)
         if transform == "relative":

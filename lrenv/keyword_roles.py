@@ -37,6 +37,7 @@ CONTROLLER_INTERFACE_KEYS = (
     "lr_bounds",
     "feature_transform",
     "progress_feature",
+    "epochs_feature",
 )
 """Env keywords that say how a controller's actions and observations are read."""
 
@@ -47,6 +48,7 @@ SCHEDULER_SETTINGS = (
     "lr_bounds",
     "feature_transform",
     "progress_feature",
+    "epochs_feature",
     "steps_per_action",
     "total_steps",
     "divergence_loss",

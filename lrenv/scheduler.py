@@ -63,6 +63,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrenv.checks import is_real
 from lrenv.controller import Controller
 from lrenv.controller_contract import ControllerContract, trained_env_kwargs
 from lrenv.data import Split
@@ -100,12 +101,14 @@ class LearnedLRScheduler(LRScheduler):
     - mean and variance of the weights of the model's last ``nn.Linear`` (or of
       ``feature_layer``);
     - log10 of the first parameter group's learning rate;
-    - with controllers trained with ``progress_feature``: ``steps done / total_steps``.
+    - with controllers trained with ``progress_feature``: ``steps done / total_steps``;
+    - with controllers trained with ``epochs_feature``: ``log2(1 + total_steps /
+      steps_per_epoch)``, the passes over your training set the whole run makes.
 
     The env settings that matter (``factor_base``, ``lr_bounds``, ``feature_transform``,
-    ``progress_feature``, ``steps_per_action``) are the controller's training env's, from
-    :func:`trained_env_kwargs`; ``settings`` holds them, and ``contract`` what they mean
-    for your optimizer.
+    ``progress_feature``, ``epochs_feature``, ``steps_per_action``) are the controller's
+    training env's, from :func:`trained_env_kwargs`; ``settings`` holds them, and
+    ``contract`` what they mean for your optimizer.
 
     Args:
         optimizer: an optimizer of the family the controller was trained on
@@ -129,6 +132,9 @@ class LearnedLRScheduler(LRScheduler):
         total_steps: optimizer steps of the whole training run. Required for a
             controller trained with ``progress_feature``; when given, decisions stop
             where the env's episode would end.
+        steps_per_epoch: optimizer steps per pass over your training set (``len`` of
+            your ``DataLoader``). Required, with ``total_steps``, for a controller trained
+            with ``epochs_feature``, and read only by it.
         feature_layer: the layer whose weights give the weight features, by name
             (``model.get_submodule(name)``) or as the module itself (default: the
             model's last ``nn.Linear``).
@@ -139,7 +145,7 @@ class LearnedLRScheduler(LRScheduler):
             a controller, or a zip with no code-free file beside it (never unpickled).
         ValueError: the model has no ``nn.Linear`` layer and no ``feature_layer`` is
             given; ``val_data`` has the wrong shape; the controller needs ``total_steps``
-            and it is missing; a learning rate is not positive.
+            or ``steps_per_epoch`` and it is missing; a learning rate is not positive.
         TypeError: ``optimizer`` has no ``param_groups``, or is not of the family the
             controller was trained on (the message says what to pass).
 
@@ -170,6 +176,7 @@ class LearnedLRScheduler(LRScheduler):
         val_data: Any,
         every: int | None = None,
         total_steps: int | None = None,
+        steps_per_epoch: float | None = None,
         feature_layer: str | nn.Module | None = None,
         controller_device: str = "cpu",
     ) -> None:
@@ -191,7 +198,9 @@ class LearnedLRScheduler(LRScheduler):
         self.contract.check_optimizer(optimizer)
         env_kwargs = trained_env_kwargs(controller.config)
         self.settings = {name: env_kwargs[name] for name in SCHEDULER_SETTINGS}
-        self.feature_names = feature_names(bool(self.settings["progress_feature"]))
+        self.feature_names = feature_names(
+            bool(self.settings["progress_feature"]), bool(self.settings["epochs_feature"])
+        )
         if controller.observation_size != len(self.feature_names):
             raise ValueError(
                 f"the controller's policy reads {controller.observation_size} features but "
@@ -212,6 +221,7 @@ class LearnedLRScheduler(LRScheduler):
                 f"{self.settings['steps_per_action']})"
             )
         self.total_steps = total_steps
+        self.steps_per_epoch = self._check_steps_per_epoch(steps_per_epoch)
         self.model = model
         self.layer = find_feature_layer(model, feature_layer)
         x, y = validation_tensors(val_data)
@@ -428,9 +438,11 @@ class LearnedLRScheduler(LRScheduler):
         # the controller sees, and sets, rates in its training units
         lr = float(self.optimizer.param_groups[0]["lr"]) / self.scale
         prev_probs = probs if self._prev_probs is None else self._prev_probs.to(probs.device)
-        progress = None
+        progress = epochs = None
         if self.settings["progress_feature"]:
             progress = self.last_epoch / self.total_steps
+        if self.settings["epochs_feature"]:
+            epochs = self.total_steps / self.steps_per_epoch
         obs = compute_features(
             train_loss=train_loss,
             val_loss=val_loss,
@@ -439,6 +451,7 @@ class LearnedLRScheduler(LRScheduler):
             weight=weight,
             lr=lr,
             progress=progress,
+            epochs=epochs,
             transform=self.settings["feature_transform"],
             reference=self._reference,
         )
@@ -530,6 +543,24 @@ class LearnedLRScheduler(LRScheduler):
         """The feature layer's weights as a matrix (a Linear's weight as it is)."""
         weight = self.layer.weight.detach()
         return weight if weight.dim() == 2 else weight.reshape(1, -1)
+
+    def _check_steps_per_epoch(self, steps_per_epoch: Any) -> float | None:
+        """``steps_per_epoch`` as a float, where the controller reads epochs; refused as
+        missing or not a positive number there."""
+        if not self.settings["epochs_feature"]:
+            return None
+        if steps_per_epoch is None or self.total_steps is None:
+            raise ValueError(
+                "this controller reads how many passes over its data a run makes (it was "
+                "trained with epochs_feature=True), so the scheduler needs total_steps and "
+                "steps_per_epoch: the optimizer steps of your whole run and of one pass over "
+                "your training set (len(train_loader))"
+            )
+        if not (
+            is_real(steps_per_epoch) and math.isfinite(steps_per_epoch) and steps_per_epoch > 0
+        ):
+            raise ValueError(f"steps_per_epoch must be a positive number, got {steps_per_epoch!r}")
+        return float(steps_per_epoch)
 
     def _check_outputs(self) -> None:
         """ValueError unless the model maps the validation inputs to ``(N, C)`` logits that

@@ -379,6 +379,23 @@ def test_progress_feature_and_feature_names():
     assert obs[7] == pytest.approx(10 / 200)
 
 
+def test_epochs_feature_gives_the_run_epochs_from_the_start():
+    env = gym.make("lrenv/Synthetic-v0", epochs_feature=True, progress_feature=True)
+    base = env.unwrapped
+    runs = base.total_steps * base.trainee.batch_size / len(base.trainee.train_data)
+    obs, _ = env.reset(seed=0)
+    assert base.feature_names[-2:] == ("progress", "log2_run_epochs")
+    assert obs.shape == (9,) and obs[8] == pytest.approx(np.log2(1 + runs))
+    obs, *_ = env.step(np.array([0.0], np.float32))
+    assert obs[7] == pytest.approx(10 / 200) and obs[8] == pytest.approx(np.log2(1 + runs))
+    alone = gym.make("lrenv/Synthetic-v0", epochs_feature=True, total_steps=400)
+    obs, _ = alone.reset(seed=0)
+    assert alone.unwrapped.feature_names[-1] == "log2_run_epochs"
+    assert obs.shape == (8,) and obs[7] == pytest.approx(np.log2(1 + 2 * runs))
+    with pytest.raises(ValueError, match="epochs_feature must be True or False, got 1"):
+        gym.make("lrenv/Synthetic-v0", epochs_feature=1)
+
+
 def test_keep_best_tests_the_best_validation_checkpoint():
     env = gym.make("lrenv/Synthetic-v0", keep_best=True, initial_lr=0.05)
     env.reset(seed=0)

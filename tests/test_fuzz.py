@@ -66,6 +66,7 @@ config_values = {  # valid values and one near miss each; the hostile draws do t
     "feature_transform": plausible("raw", "log", "raw", "exp"),
     "action_mode": plausible("scale", "absolute", "scale", "residual"),
     "progress_feature": plausible(True, False),
+    "epochs_feature": plausible(False, True, False, 1),
 }
 valid_values = {
     "total_steps": st.sampled_from([20, 30, 40]),
@@ -80,6 +81,7 @@ valid_values = {
     "feature_transform": st.sampled_from(["raw", "log"]),
     "action_mode": st.sampled_from(["scale", "absolute"]),
     "progress_feature": st.booleans(),
+    "epochs_feature": st.booleans(),
 }
 # half the configurations valid throughout (the contract must hold for each), half with
 # hostile and near-miss values (each must be refused clearly or hold the contract)

@@ -38,6 +38,10 @@ RESIDUAL_KWARGS = (
 # the same, observing scale-free features (the task sets' transform), which divide by
 # the validation loss and the weights at reset
 RELATIVE_KWARGS = RESIDUAL_KWARGS.replace('"log"', '"relative"')
+# and one that also reads how many passes over its data a run makes
+EPOCHS_KWARGS = RELATIVE_KWARGS.replace(
+    '"progress_feature": true', '"progress_feature": true, "epochs_feature": true'
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -46,16 +50,20 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def controller_paths(smoke_run_folders, train_smoke, tmp_path_factory):
     """The shared PPO (raw features, factor 2) and RecurrentPPO (log features, progress,
-    factor 1.25) run folders, and two residual controllers over schedule-free SGD (log
-    and scale-free features), each trained for two synthetic episodes with train.py."""
+    factor 1.25) run folders, and three residual controllers over schedule-free SGD (log
+    features, scale-free ones, and scale-free ones with the run's epochs), each trained for
+    two synthetic episodes with train.py."""
     residual = train_smoke(
         tmp_path_factory.mktemp("controllers") / "residual", "--env-kwargs", RESIDUAL_KWARGS
     )
     relative = train_smoke(
         tmp_path_factory.mktemp("controllers") / "relative", "--env-kwargs", RELATIVE_KWARGS
     )
+    epochs = train_smoke(
+        tmp_path_factory.mktemp("controllers") / "epochs", "--env-kwargs", EPOCHS_KWARGS
+    )
     # the run folders: the scheduler reads the code-free controller.safetensors in each
-    return {**smoke_run_folders, "residual": residual, "relative": relative}
+    return {**smoke_run_folders, "residual": residual, "relative": relative, "epochs": epochs}
 
 
 def load_sharpened(path) -> Controller:
@@ -103,7 +111,12 @@ def run_scheduler(
     model, optimizer = trainee.model, trainee.optimizer
     total_steps = env.unwrapped.total_steps
     scheduler = LearnedLRScheduler(
-        optimizer, controller, model=model, val_data=trainee.val_data, total_steps=total_steps
+        optimizer,
+        controller,
+        model=model,
+        val_data=trainee.val_data,
+        total_steps=total_steps,
+        steps_per_epoch=len(trainee.train_data) / trainee.batch_size,  # read by "epochs"
     )
     if start:
         scheduler.start(trainee.peek_train_loss())
@@ -122,7 +135,7 @@ def run_scheduler(
     return np.array(observations), np.array(rates), np.array(decided_at)
 
 
-@pytest.mark.parametrize("kind", ["ppo", "recurrent", "residual", "relative"])
+@pytest.mark.parametrize("kind", ["ppo", "recurrent", "residual", "relative", "epochs"])
 def test_scheduler_gives_the_env_trajectory(controllers, kind):
     controller = controllers[kind]
     assert controller.is_recurrent == (kind == "recurrent")
@@ -134,8 +147,9 @@ def test_scheduler_gives_the_env_trajectory(controllers, kind):
     assert list(decided_at) == list(range(0, env.unwrapped.total_steps, every))
     np.testing.assert_allclose(obs, env_obs, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(rates, env_rates, rtol=1e-9)
-    # the schedule moves, so a misaligned decision would have shown
-    assert rates.max() / rates.min() > 1.5
+    # the rate changes at (nearly) every decision, so a misaligned one would have shown
+    decisions = len(decided_at)
+    assert np.count_nonzero(np.diff(rates)) >= decisions - 2, rates[::every]
 
 
 def test_without_start_the_first_step_makes_the_first_decision(controllers):
@@ -386,6 +400,28 @@ def test_progress_needs_total_steps(controllers):
     LearnedLRScheduler(
         optimizer, controllers["recurrent"], model=model, val_data=val, total_steps=100
     )
+
+
+def test_the_run_epochs_need_steps_per_epoch(controllers):
+    """A controller that reads the run's epochs needs both run lengths, and uses them."""
+    model, _ = synthetic_model()
+    optimizer = schedulefree.SGDScheduleFree(model.parameters(), lr=0.05, warmup_steps=10)
+    val = load_dataset("synthetic").val.head(50)
+    controller = controllers["epochs"]
+    with pytest.raises(ValueError, match=r"needs total_steps and steps_per_epoch"):
+        LearnedLRScheduler(optimizer, controller, model=model, val_data=val, total_steps=100)
+    with pytest.raises(ValueError, match=r"needs total_steps"):  # it reads progress too
+        LearnedLRScheduler(optimizer, controller, model=model, val_data=val, steps_per_epoch=50)
+    with pytest.raises(ValueError, match=r"steps_per_epoch must be a positive number, got 0"):
+        LearnedLRScheduler(
+            optimizer, controller, model=model, val_data=val, total_steps=100, steps_per_epoch=0
+        )
+    scheduler = LearnedLRScheduler(
+        optimizer, controller, model=model, val_data=val, total_steps=100, steps_per_epoch=12.5
+    )
+    assert scheduler.feature_names[-1] == "log2_run_epochs"
+    scheduler.start(2.3)
+    assert scheduler.last_features["log2_run_epochs"] == pytest.approx(np.log2(1 + 100 / 12.5))
 
 
 def test_a_diverged_run_keeps_its_rate_and_steps_past_the_end_warn(controllers):

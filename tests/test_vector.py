@@ -109,6 +109,7 @@ def test_cnn_with_momentum_equals_single_envs(strategy):
         "initial_lr": 0.02,
         "val_size": 200,
         "progress_feature": True,
+        "epochs_feature": True,
         "feature_transform": "log",
         "device": "cpu",
     }
