@@ -284,7 +284,7 @@ PRESETS["cpu-multi"] = _CPU.with_overrides(
         "LeNet-5) with the cpu preset's controller design: residual control over the best "
         "setting carried over from the training split (the rate is base x 2**a), reward "
         "L_{t-1} - L_t, log-scaled variance features and a progress feature, 1000 episodes "
-        "on 2 envs, and the snapshot (every 50 episodes, the untrained one included) with "
+        "on 2 envs, and the snapshot (every 100 episodes, the untrained one included) with "
         "the best validation loss over the training tasks, relative to the untrained "
         "snapshot, kept if it beats the untrained one again on 2 fresh validation episodes "
         "of each training task; evaluate.py tests it on the 8 held-out tasks, 5 seeds each."
@@ -292,6 +292,7 @@ PRESETS["cpu-multi"] = _CPU.with_overrides(
     env_id="lrenv/TaskSet-v0",
     env_kwargs={"task_set": "default"},
     episodes=1000,
+    select_every=100,  # every 50 (the cpu preset's) took the run past 30 minutes
     select_seeds=1,
     confirm_seeds=2,
     residual_over="constant,step_decay,cosine,linear,wsd,schedule_free",
