@@ -219,6 +219,7 @@ def build_agent(
         "gae_lambda": settings.gae_lambda,
         "clip_range": settings.clip_range,
         "ent_coef": settings.ent_coef,
+        "target_kl": settings.target_kl,
         "seed": seed,
         "device": device,
         "verbose": 0,

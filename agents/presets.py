@@ -48,6 +48,11 @@ class PPOSettings:
     """GAE lambda."""
     clip_range: float = 0.2
     """PPO clipping range."""
+    target_kl: float | None = None
+    """Stop an update's epochs early once the approximate KL divergence between the old and
+    the new policy passes 1.5x this (stable-baselines3's ``target_kl``); None: all
+    ``n_epochs`` always run. With small rollouts and a shrinking action spread, 10 epochs
+    can move the policy far past the clipping range's trust region."""
     ent_coef: float = 0.0
     """Entropy bonus."""
     log_std_init: float = 0.0

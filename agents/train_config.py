@@ -138,11 +138,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON values (tuples become lists). ``ppo.use_sde``
-        is written only when set, so that a run without it writes what runs before the
-        setting existed wrote (config.json and the controller files)."""
+        and ``ppo.target_kl`` are written only when set, so that a run without them writes
+        what runs before the settings existed wrote (config.json and the controller files)."""
         data = dataclasses.asdict(self)
         if not self.ppo.use_sde:
             del data["ppo"]["use_sde"]
+        if self.ppo.target_kl is None:
+            del data["ppo"]["target_kl"]
         return _canonical(data)
 
     def with_overrides(

@@ -139,6 +139,11 @@ PPO_RULES: dict[str, Callable[[Any], Any]] = {
     "gae_lambda": lambda v: number("gae_lambda", v, 0.0, 1.0),
     "clip_range": lambda v: number("clip_range", v, 0.0, 1.0, open_low=True, note="paper: 0.2"),
     "ent_coef": lambda v: number("ent_coef", v, 0.0, 1.0, note="the entropy bonus"),
+    "target_kl": lambda v: (
+        v
+        if v is None
+        else number("target_kl", v, 0.0, 1.0, open_low=True, note="None: no early stop")
+    ),
     "log_std_init": lambda v: number(
         "log_std_init", v, -10.0, 2.0, note="initial log standard deviation"
     ),
