@@ -184,14 +184,9 @@ def resolve_tasks(
 
 def check_controller_fits(observation_size: int, task: Task) -> None:
     """Raise ValueError when the task's observation length differs from the controller's."""
-    from lrenv.features import feature_names  # torch only where a controller is checked
+    from lrenv.features import feature_names_of  # torch only where a controller is checked
 
-    kwargs = task.resolved_kwargs
-    expected = len(
-        feature_names(
-            bool(kwargs.get("progress_feature", False)), bool(kwargs.get("epochs_feature", False))
-        )
-    )
+    expected = len(feature_names_of(task.resolved_kwargs))
     if expected != observation_size:
         raise ValueError(
             f"the controller reads {observation_size} features but {task.describe()} gives "

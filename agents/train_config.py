@@ -14,6 +14,10 @@ from typing import Any
 from agents import validators
 from agents.presets import PPOSettings, Preset, without_task_keys
 
+LATER_PPO_SETTINGS = {name: getattr(PPOSettings(), name) for name in ("use_sde", "target_kl")}
+"""PPO settings added after runs were first written, with their defaults: left out of
+``to_dict`` at the default, so that such runs' files stay byte-identical."""
+
 FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "episodes": lambda v: validators.integer("episodes", v, 1, note="trainee episodes"),
     "n_envs": lambda v: validators.integer("n_envs", v, 1, 256, "trainees trained at once"),
@@ -137,14 +141,14 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        """The configuration as plain JSON values (tuples become lists). ``ppo.use_sde``
-        and ``ppo.target_kl`` are written only when set, so that a run without them writes
-        what runs before the settings existed wrote (config.json and the controller files)."""
+        """The configuration as plain JSON values (tuples become lists). The PPO settings
+        of :data:`LATER_PPO_SETTINGS` are written only when they differ from their default,
+        so that a run without them writes what runs before they existed wrote (config.json
+        and the controller files)."""
         data = dataclasses.asdict(self)
-        if not self.ppo.use_sde:
-            del data["ppo"]["use_sde"]
-        if self.ppo.target_kl is None:
-            del data["ppo"]["target_kl"]
+        for name, default in LATER_PPO_SETTINGS.items():
+            if data["ppo"][name] == default:
+                del data["ppo"][name]
         return _canonical(data)
 
     def with_overrides(

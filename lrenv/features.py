@@ -40,7 +40,9 @@ under ``"log"``; the weight mean in units of the weights' standard deviation at 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +89,14 @@ def feature_names(progress_feature: bool, epochs_feature: bool = False) -> tuple
     """Names of the observation entries for a given configuration."""
     names = FEATURE_NAMES if progress_feature else PAPER_FEATURES
     return (*names, EPOCHS_FEATURE) if epochs_feature else names
+
+
+def feature_names_of(env_kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """:func:`feature_names` for an env's keywords (a missing keyword is off)."""
+    return feature_names(
+        bool(env_kwargs.get("progress_feature", False)),
+        bool(env_kwargs.get("epochs_feature", False)),
+    )
 
 
 def prediction_variance(probs: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,7 @@ from lrenv.controller_contract import ControllerContract, trained_env_kwargs
 from lrenv.data import Split
 from lrenv.env import looks_diverged, residual_lr, resolve_divergence_loss, scaled_lr
 from lrenv.env_config import check_action
-from lrenv.features import FeatureReference, compute_features, feature_names
+from lrenv.features import FeatureReference, compute_features, feature_names_of
 from lrenv.keyword_roles import SCHEDULER_SETTINGS
 from lrenv.schedule_families import schedule_from_dict
 from lrenv.scheduler_inputs import (
@@ -198,9 +198,7 @@ class LearnedLRScheduler(LRScheduler):
         self.contract.check_optimizer(optimizer)
         env_kwargs = trained_env_kwargs(controller.config)
         self.settings = {name: env_kwargs[name] for name in SCHEDULER_SETTINGS}
-        self.feature_names = feature_names(
-            bool(self.settings["progress_feature"]), bool(self.settings["epochs_feature"])
-        )
+        self.feature_names = feature_names_of(self.settings)
         if controller.observation_size != len(self.feature_names):
             raise ValueError(
                 f"the controller's policy reads {controller.observation_size} features but "
