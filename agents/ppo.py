@@ -28,6 +28,11 @@ our ``net_arch["vf"] = [hidden]`` adds one tanh layer before the value head, whi
 MLP with one hidden layer of ``hidden`` units (two stacked linear maps are one linear map).
 A critic LSTM would give the value function a memory the paper's critic does not have.
 
+With gSDE (``use_sde``) stable-baselines3 draws an env's exploration map at each
+rollout's start; ``sde_draw="episode"`` adds :class:`EpisodeExplorationRedraw`, which
+draws a fresh map for each env whose episode has just ended, so that a rollout of many
+episodes gives PPO as many perturbations.
+
 Rollouts hold whole episodes: ``n_steps * n_envs`` is a multiple of the episode length.
 When the requested budget is not a whole number of rollouts, the last rollout is shortened
 to what is left, so a run ends with exactly the episodes asked for.
@@ -161,6 +166,38 @@ class TwoRatePPO(_TwoRateMixin, PPO):
 
 class TwoRateRecurrentPPO(_TwoRateMixin, RecurrentPPO):
     """RecurrentPPO that keeps the actor's and the critic's learning rates apart."""
+
+
+class EpisodeExplorationRedraw(BaseCallback):
+    """``sde_draw="episode"``: a new gSDE exploration map for each env whose episode has
+    just ended; the other envs keep theirs until their own episodes end.
+
+    stable-baselines3 draws the maps only at a rollout's start (or every
+    ``sde_sample_freq`` steps on every env at once, whatever episode each is in).
+    """
+
+    def _on_step(self) -> bool:
+        ended = np.asarray(self.locals["dones"], dtype=bool)
+        if ended.any():
+            redraw_exploration(self.model.policy, ended)
+        return True
+
+
+def redraw_exploration(policy: ActorCriticPolicy, ended: np.ndarray) -> None:
+    """Draw new gSDE exploration maps for the envs marked in ``ended``, keep the others'.
+
+    Args:
+        policy: a policy built with ``use_sde`` whose maps were drawn for ``len(ended)``
+            envs (``policy.reset_noise(n_envs)``).
+        ended: one flag per env.
+    """
+    dist = policy.action_dist
+    with th.no_grad():
+        kept = dist.exploration_matrices.detach().clone()
+        policy.reset_noise(len(ended))  # one env: SB3 then reads exploration_mat alone
+        if len(ended) > 1:
+            fresh = th.as_tensor(ended, device=kept.device).view(-1, 1, 1)
+            dist.exploration_matrices = th.where(fresh, dist.exploration_matrices, kept)
 
 
 def resized_buffer(buffer: RolloutBuffer, size: int) -> RolloutBuffer:

@@ -64,6 +64,11 @@ class PPOSettings:
     A perturbation then lasts long enough to change a run's outcome (a lower
     schedule-free beta for a whole run, not for one decision's 10 steps). ``log_std_init``
     then sets the map's entries."""
+    sde_draw: str = "rollout"
+    """With ``use_sde``: when an env's exploration map is drawn again. ``"rollout"``: at
+    each rollout's start, so every episode a rollout holds on one env shares one map (a
+    rollout gives PPO as many perturbations as there are envs); ``"episode"``: also when
+    that env's episode ends, so each episode explores with its own map."""
     normalize_observations: bool = True
     """Running mean/std normalisation of observations, saved with the controller."""
     normalize_rewards: bool = False

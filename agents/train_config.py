@@ -14,7 +14,9 @@ from typing import Any
 from agents import validators
 from agents.presets import PPOSettings, Preset, without_task_keys
 
-LATER_PPO_SETTINGS = {name: getattr(PPOSettings(), name) for name in ("use_sde", "target_kl")}
+LATER_PPO_SETTINGS = {
+    name: getattr(PPOSettings(), name) for name in ("use_sde", "target_kl", "sde_draw")
+}
 """PPO settings added after runs were first written, with their defaults: left out of
 ``to_dict`` at the default, so that such runs' files stay byte-identical."""
 

@@ -45,6 +45,7 @@ from agents.checkpoints import (
 from agents.env_factory import close_envs
 from agents.errors import EnvWorkerError, RunInterrupted
 from agents.ppo import (
+    EpisodeExplorationRedraw,
     TwoRatePPO,
     TwoRateRecurrentPPO,
     build_agent,
@@ -474,10 +475,11 @@ def _train(
     if config.select_every:
         save_snapshot()  # the untrained controller (or where a resumed run stands)
         snapshots.append(EpisodeCheckpointer(tracker, config.select_every, save_snapshot))
+    exploration = [EpisodeExplorationRedraw()] if config.ppo.sde_draw == "episode" else []
     remaining = derived["total_timesteps"] - model.num_timesteps
     model.learn(
         remaining,
-        callback=[tracker, checkpointer, *snapshots, *callbacks],
+        callback=[tracker, checkpointer, *snapshots, *exploration, *callbacks],
         reset_num_timesteps=checkpoint is None,
     )
     model.logger.dump(model.num_timesteps)  # the last update's train/ values

@@ -128,6 +128,9 @@ def names(name: str, value: Any, allowed: Iterable[str], none: bool = False) -> 
 
 # --- PPO ------------------------------------------------------------------------------
 
+SDE_DRAWS = ("rollout", "episode")
+"""When gSDE's exploration map is drawn again (:attr:`agents.presets.PPOSettings.sde_draw`)."""
+
 PPO_RULES: dict[str, Callable[[Any], Any]] = {
     "hidden": lambda v: integer("hidden", v, 1, 4096, "units of the hidden layer"),
     "actor_lr": lambda v: number("actor_lr", v, 0.0, 1.0, open_low=True, note="Adam's rate"),
@@ -148,6 +151,7 @@ PPO_RULES: dict[str, Callable[[Any], Any]] = {
         "log_std_init", v, -10.0, 2.0, note="initial log standard deviation"
     ),
     "use_sde": lambda v: boolean("use_sde", v),
+    "sde_draw": lambda v: choice("sde_draw", v, SDE_DRAWS),
     "normalize_observations": lambda v: boolean("normalize_observations", v),
     "normalize_rewards": lambda v: boolean("normalize_rewards", v),
 }
@@ -165,6 +169,11 @@ def check_ppo(settings: Any) -> None:
         if key not in PPO_RULES:
             raise UsageError(f"unknown PPO setting {key!r}; the settings: {', '.join(PPO_RULES)}")
         PPO_RULES[key](value)
+    if values.get("sde_draw", "rollout") != "rollout" and values.get("use_sde") is False:
+        raise UsageError(
+            f"sde_draw {values['sde_draw']!r} draws gSDE's exploration map, which only "
+            "use_sde has: add --use-sde, or leave sde_draw at 'rollout'"
+        )
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -59,6 +59,7 @@ TRAIN_FLAGS: dict[str, tuple[list[str], list[str]]] = {
     "--clip-range": (["0.2", "0.1"], ["-0.2", "0", "nan", "3"]),
     "--ent-coef": (["0", "0.01"], ["-1", "inf"]),
     "--log-std-init": (["0", "-1.5"], ["nan", "-inf", "50"]),
+    "--sde-draw": (["rollout"], ["sometimes", "", "episodes"]),
 }
 TRAIN_SWITCHES = ["--recurrent", "--no-recurrent", "--no-progress", "--normalize-rewards"]
 
@@ -169,6 +170,7 @@ BAD = [
     ("train.py", "--residual-over", "plateau"),
     ("train.py", "--env-kwargs", '{"reward": "delta", "divergence_loss": 0.5}'),
     ("train.py", "--env-kwargs", '{"beta_factor": 5}'),
+    ("train.py", "--sde-draw", "episode"),  # without --use-sde
     ("evaluate.py", "--env-id", "lrenv/Nope-v0"),
     ("evaluate.py", "--runs", "-3"),
     ("evaluate.py", "--workers", "0"),

@@ -8,7 +8,9 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
+import agents.ppo
 from agents.sb3_controller import save_controller
+from agents.validators import UsageError, check_ppo
 from lrenv.controller import Controller
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,3 +51,47 @@ def test_a_policy_without_it_writes_no_exploration_key(smoke_run_folders, tmp_pa
     model = PPO.load(smoke_run_folders["ppo"] / "controller.zip", device="cpu")
     save_controller(model, tmp_path / "plain.zip")
     assert "exploration" not in Controller.load(tmp_path / "plain.safetensors").description
+
+
+def test_a_new_map_for_each_ended_episode_and_only_for_it(sde_run):
+    policy = PPO.load(sde_run / "controller.zip", device="cpu").policy
+    torch.manual_seed(0)
+    policy.reset_noise(3)
+    before = policy.action_dist.exploration_matrices.clone()
+    agents.ppo.redraw_exploration(policy, np.array([True, False, True]))
+    after = policy.action_dist.exploration_matrices
+    assert after.shape == before.shape and not after.requires_grad
+    assert torch.equal(after[1], before[1])
+    assert not torch.equal(after[0], before[0]) and not torch.equal(after[2], before[2])
+    # one env: stable-baselines3 reads the single map, which an ended episode redraws
+    policy.reset_noise(1)
+    single = policy.action_dist.exploration_mat.clone()
+    agents.ppo.redraw_exploration(policy, np.array([True]))
+    assert not torch.equal(single, policy.action_dist.exploration_mat)
+
+
+def test_an_episode_draw_run_redraws_once_per_episode(tmp_path, train_smoke, monkeypatch):
+    ended = []
+    redraw = agents.ppo.redraw_exploration
+    monkeypatch.setattr(
+        agents.ppo, "redraw_exploration", lambda p, e: (ended.append(e.sum()), redraw(p, e))
+    )
+    run = train_smoke(tmp_path / "run", "--use-sde", "--sde-draw", "episode", "--episodes", "4")
+    assert json.loads((run / "config.json").read_text())["config"]["ppo"]["sde_draw"] == "episode"
+    (progress,) = run.glob("checkpoints/*/progress.json")
+    # every episode's end, none other (a diverged episode ends early: more than 4 may run)
+    assert sum(ended) == json.loads(progress.read_text())["episodes_done"] >= 4
+
+
+def test_a_rollout_draw_run_writes_no_key(sde_run):
+    assert "sde_draw" not in json.loads((sde_run / "config.json").read_text())["config"]["ppo"]
+
+
+def test_an_episode_draw_without_gsde_is_refused():
+    from agents.presets import PPOSettings
+
+    with pytest.raises(UsageError, match="use_sde"):
+        check_ppo(PPOSettings(sde_draw="episode"))
+    with pytest.raises(UsageError, match="sde_draw"):
+        check_ppo({"sde_draw": "sometimes"})
+    check_ppo(PPOSettings(use_sde=True, sde_draw="episode"))
