@@ -108,7 +108,7 @@ def select_snapshot(
     if not snapshots:
         raise FileNotFoundError(f"no snapshots in {Path(run) / SNAPSHOTS} to select from")
     seeds = selection_seeds(n_seeds)
-    tasks = _selection_tasks(task)
+    tasks = selection_tasks(task)
     results = iter(
         _validation_runs(snapshots, tasks, seeds, workers, progress, "snapshots (validation)")
     )
@@ -227,16 +227,22 @@ def confirm_snapshot(
     }
 
 
-def _selection_tasks(task: Task) -> list[Task]:
+def selection_tasks(task: Task) -> list[Task]:
     """The tasks snapshots are scored on: ``task``, or for a task set every task of its
     training split (whatever split ``task`` names: the held-out one is never read)."""
+    return [each for _, each in named_selection_tasks(task)]
+
+
+def named_selection_tasks(task: Task) -> list[tuple[str, Task]]:
+    """:func:`selection_tasks` with their names (a task set's task names, else the env id)."""
     if not is_task_set_id(task.env_id):
-        return [task]
+        return [(task.env_id, task)]
     from agents.references import task_of
 
     kwargs = task_set_kwargs(task.env_id, task.env_kwargs)
     interface = {k: v for k, v in kwargs.items() if k not in ("task_set", "split")}
-    return [task_of(spec, interface) for spec in load_task_set(kwargs["task_set"]).tasks("train")]
+    specs = load_task_set(kwargs["task_set"]).tasks("train")
+    return [(spec.name, task_of(spec, interface)) for spec in specs]
 
 
 def describe_selection(selection: dict[str, Any]) -> str:

@@ -196,7 +196,7 @@ def test_the_confirmation_runs_the_training_split_only(tmp_path, monkeypatch):
     assert fresh and len(fresh) == 2 * 2 * len(train_rows)
     expected = {
         json.dumps(t.env_kwargs, sort_keys=True, default=str)
-        for t in selection._selection_tasks(Task("lrenv/TaskSet-v0", {"task_set": "smoke"}))
+        for t in selection.selection_tasks(Task("lrenv/TaskSet-v0", {"task_set": "smoke"}))
     }
     seen = {json.dumps(job.task.env_kwargs, sort_keys=True, default=str) for job in fresh}
     assert seen == expected

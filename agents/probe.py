@@ -1,0 +1,189 @@
+"""What a trained controller does on each task it trained on, beside its untrained self.
+
+    python -m agents.probe RUN                   # the controller train.py kept
+    python -m agents.probe RUN --snapshot 350    # the snapshot after 350 episodes
+
+A run's return curve says whether PPO learned; it does not say what. The probe runs a
+snapshot of the run deterministically on every task its snapshots are scored on (a task
+set's training split, or the run's one task), beside the run's untrained snapshot on the
+same trainee seeds (the selection seeds: validation only, the test split is never read),
+and prints one Markdown row per task: the mean rate over the untrained run's, the mean
+schedule-free beta where the controller sets it, both best validation losses and the
+change. Under residual control the untrained snapshot is the base schedule up to its small
+initial actions, so a row reads "where it departs from the base, and what that did".
+
+The rows are one or a few trainee seeds each: a reading aid, not a test. Whether a
+snapshot's lead holds is what train.py's confirmation and evaluate.py measure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agents.cli import Parser
+from agents.comparison import selection_seeds
+from agents.jobs import Job, RunResult
+from agents.pool import Runner
+from agents.selection import SNAPSHOTS, named_selection_tasks, snapshot_path
+from agents.tasks import Task
+from lrenv.controller import CONTROLLER_FILE, code_free_path
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One task: the probed controller's runs against the untrained snapshot's."""
+
+    task: str
+    rate_ratio: float
+    """Mean over seeds of (mean rate of the probed run) / (mean rate of the untrained run)."""
+    beta: float | None
+    """Mean schedule-free beta the probed controller set (None: it sets none)."""
+    untrained_loss: float
+    """Mean over seeds of the untrained snapshot's best validation loss."""
+    probed_loss: float
+    """The same for the probed controller."""
+    diverged: int
+    """Probed runs that diverged."""
+
+    @property
+    def change(self) -> float:
+        """Relative change of the best validation loss (negative: the probe is better)."""
+        return self.probed_loss / self.untrained_loss - 1.0
+
+
+def probed_file(run: Path, snapshot: int | None) -> Path:
+    """The code-free controller file to probe: the run's controller, or a snapshot's.
+
+    Raises:
+        FileNotFoundError: naming the file that is missing and what makes it.
+    """
+    path = (
+        run / CONTROLLER_FILE if snapshot is None else code_free_path(snapshot_path(run, snapshot))
+    )
+    if not path.exists():
+        kept = sorted(int(p.stem.split("-")[1]) for p in (run / SNAPSHOTS).glob("episode-*.zip"))
+        hint = f"; snapshots kept after {kept} episodes" if kept else ""
+        raise FileNotFoundError(f"{path} does not exist{hint}")
+    return path
+
+
+def probe(
+    run: Path, snapshot: int | None = None, seeds: int = 1, workers: int = 2
+) -> list[ProbeRow]:
+    """Run a snapshot of ``run`` and its untrained snapshot on every selection task.
+
+    Args:
+        run: a train.py run folder that kept snapshots (``--select-every`` > 0).
+        snapshot: the episodes after which the probed snapshot was taken (None: the
+            controller train.py kept).
+        seeds: trainee seeds per task (the selection seeds, validation only).
+        workers: evaluation processes.
+
+    Returns:
+        One row per task, in the order of the task set's training split.
+
+    Raises:
+        FileNotFoundError: when the run has no untrained snapshot or no such snapshot.
+    """
+    run = Path(run)
+    untrained = code_free_path(snapshot_path(run, 0))
+    if not untrained.exists():
+        raise FileNotFoundError(
+            f"{run} has no untrained snapshot ({untrained}): train with --select-every > 0"
+        )
+    probed = probed_file(run, snapshot)
+    config = json.loads((run / "config.json").read_text())["config"]
+    named = named_selection_tasks(Task(config["env_id"], config["env_kwargs"]))
+    trainee_seeds = selection_seeds(seeds)
+    jobs = [
+        Job("controller", task, seed, controller=str(path.resolve()), test=False)
+        for _, task in named
+        for path in (untrained, probed)
+        for seed in trainee_seeds
+    ]
+    with Runner(workers, threads=1, progress=False) as runner:
+        results = runner.run(jobs, desc="probe")
+    n = len(trainee_seeds)
+    rows = []
+    for i, (name, _) in enumerate(named):
+        base = results[2 * n * i : 2 * n * i + n]
+        trained = results[2 * n * i + n : 2 * n * (i + 1)]
+        rows.append(_row(name, base, trained))
+    return rows
+
+
+def _row(name: str, base: Sequence[RunResult], trained: Sequence[RunResult]) -> ProbeRow:
+    ratios = [
+        np.mean(t.trajectory.lr) / np.mean(b.trajectory.lr)
+        for b, t in zip(base, trained, strict=True)
+    ]
+    betas = [b for t in trained for b in t.trajectory.beta]
+    return ProbeRow(
+        task=name,
+        rate_ratio=float(np.mean(ratios)),
+        beta=float(np.mean(betas)) if betas else None,
+        untrained_loss=float(np.mean([r.best_val_loss for r in base])),
+        probed_loss=float(np.mean([r.best_val_loss for r in trained])),
+        diverged=sum(r.diverged for r in trained),
+    )
+
+
+def format_probe(rows: Sequence[ProbeRow], title: str) -> str:
+    """The rows as a Markdown table under ``title``, with a one-line summary after it."""
+    lines = [
+        title,
+        "",
+        "| task | rate x | beta | untrained | probed | change |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        beta = "" if row.beta is None else f"{row.beta:.2f}"
+        flag = f" ({row.diverged} diverged)" if row.diverged else ""
+        lines.append(
+            f"| `{row.task}` | {row.rate_ratio:.2f} | {beta} | {row.untrained_loss:.4f} | "
+            f"{row.probed_loss:.4f}{flag} | {row.change:+.1%} |"
+        )
+    better = sum(row.change < 0 for row in rows)
+    mean_log = float(np.mean([np.log(row.probed_loss / row.untrained_loss) for row in rows]))
+    lines += [
+        "",
+        f"Lower on {better} of {len(rows)} tasks; mean log ratio {mean_log:+.4f} "
+        "(one row per task: a reading aid, not a test).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> list[ProbeRow]:
+    """``python -m agents.probe``: print the probe of a run's controller or snapshot."""
+    parser = Parser(
+        prog="python -m agents.probe",
+        description="What a trained controller does on each training task, beside the "
+        "run's untrained snapshot (validation only).",
+    )
+    parser.add_argument("run", type=Path, help="a train.py run folder with snapshots")
+    parser.add_argument(
+        "--snapshot", type=int, default=None, help="episodes of the snapshot (default: kept)"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="trainee seeds per task")
+    parser.add_argument("--workers", type=int, default=2, help="evaluation processes")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.workers < 1 or (args.snapshot is not None and args.snapshot < 0):
+        parser.error("--seeds and --workers must be >= 1, --snapshot >= 0")
+    if not (args.run / "config.json").is_file():
+        parser.error(f"{args.run} is not a run folder (no config.json): give train.py's --out")
+    try:
+        rows = probe(args.run, args.snapshot, args.seeds, args.workers)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    which = "the kept controller" if args.snapshot is None else f"snapshot {args.snapshot}"
+    print(format_probe(rows, f"{args.run}: {which} against the untrained snapshot"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
