@@ -27,11 +27,16 @@ import numpy as np
 
 from agents.cli import Parser
 from agents.comparison import selection_seeds
-from agents.jobs import Job, RunResult
-from agents.pool import Runner
-from agents.selection import SNAPSHOTS, named_selection_tasks, snapshot_path
+from agents.jobs import RunResult
+from agents.selection import (
+    SNAPSHOTS,
+    named_selection_tasks,
+    snapshot_episodes,
+    snapshot_path,
+    validation_runs,
+)
 from agents.tasks import Task
-from lrenv.controller import CONTROLLER_FILE, code_free_path
+from lrenv.controller import ZIP_FILE, code_free_path
 
 
 @dataclass(frozen=True)
@@ -57,18 +62,17 @@ class ProbeRow:
 
 
 def probed_file(run: Path, snapshot: int | None) -> Path:
-    """The code-free controller file to probe: the run's controller, or a snapshot's.
+    """The controller to probe, as the zip path whose code-free sibling is read (as
+    snapshot selection names them): the run's controller, or a snapshot.
 
     Raises:
-        FileNotFoundError: naming the file that is missing and what makes it.
+        FileNotFoundError: naming the code-free file that is missing, and the snapshots kept.
     """
-    path = (
-        run / CONTROLLER_FILE if snapshot is None else code_free_path(snapshot_path(run, snapshot))
-    )
-    if not path.exists():
-        kept = sorted(int(p.stem.split("-")[1]) for p in (run / SNAPSHOTS).glob("episode-*.zip"))
+    path = run / ZIP_FILE if snapshot is None else snapshot_path(run, snapshot)
+    if not code_free_path(path).exists():
+        kept = sorted(snapshot_episodes(p) for p in (run / SNAPSHOTS).glob("episode-*.zip"))
         hint = f"; snapshots kept after {kept} episodes" if kept else ""
-        raise FileNotFoundError(f"{path} does not exist{hint}")
+        raise FileNotFoundError(f"{code_free_path(path)} does not exist{hint}")
     return path
 
 
@@ -91,30 +95,25 @@ def probe(
         FileNotFoundError: when the run has no untrained snapshot or no such snapshot.
     """
     run = Path(run)
-    untrained = code_free_path(snapshot_path(run, 0))
-    if not untrained.exists():
+    untrained = snapshot_path(run, 0)
+    if not code_free_path(untrained).exists():
         raise FileNotFoundError(
-            f"{run} has no untrained snapshot ({untrained}): train with --select-every > 0"
+            f"{run} has no untrained snapshot ({code_free_path(untrained)}): "
+            "train with --select-every > 0"
         )
     probed = probed_file(run, snapshot)
     config = json.loads((run / "config.json").read_text())["config"]
-    named = named_selection_tasks(Task(config["env_id"], config["env_kwargs"]))
+    names, tasks = zip(
+        *named_selection_tasks(Task(config["env_id"], config["env_kwargs"])), strict=True
+    )
     trainee_seeds = selection_seeds(seeds)
-    jobs = [
-        Job("controller", task, seed, controller=str(path.resolve()), test=False)
-        for _, task in named
-        for path in (untrained, probed)
-        for seed in trainee_seeds
-    ]
-    with Runner(workers, threads=1, progress=False) as runner:
-        results = runner.run(jobs, desc="probe")
-    n = len(trainee_seeds)
-    rows = []
-    for i, (name, _) in enumerate(named):
-        base = results[2 * n * i : 2 * n * i + n]
-        trained = results[2 * n * i + n : 2 * n * (i + 1)]
-        rows.append(_row(name, base, trained))
-    return rows
+    results = iter(
+        validation_runs([untrained, probed], tasks, trainee_seeds, workers, False, "probe")
+    )
+    # snapshot by snapshot, task by task, seed by seed
+    base = [[next(results) for _ in trainee_seeds] for _ in tasks]
+    trained = [[next(results) for _ in trainee_seeds] for _ in tasks]
+    return [_row(*task_runs) for task_runs in zip(names, base, trained, strict=True)]
 
 
 def _row(name: str, base: Sequence[RunResult], trained: Sequence[RunResult]) -> ProbeRow:

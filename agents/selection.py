@@ -73,6 +73,11 @@ def snapshot_path(run: Path, episodes_done: int) -> Path:
     return Path(run) / SNAPSHOTS / f"episode-{episodes_done:06d}.zip"
 
 
+def snapshot_episodes(path: Path) -> int:
+    """The episodes after which the snapshot at ``path`` was taken (:func:`snapshot_path`)."""
+    return int(Path(path).stem.split("-")[1])
+
+
 def select_snapshot(
     run: Path,
     task: Task,
@@ -110,7 +115,7 @@ def select_snapshot(
     seeds = selection_seeds(n_seeds)
     tasks = selection_tasks(task)
     results = iter(
-        _validation_runs(snapshots, tasks, seeds, workers, progress, "snapshots (validation)")
+        validation_runs(snapshots, tasks, seeds, workers, progress, "snapshots (validation)")
     )
     per_task = [[[next(results) for _ in seeds] for _ in tasks] for _ in snapshots]
     # one task: its mean best validation loss; a task set's training split: each task's
@@ -128,7 +133,7 @@ def select_snapshot(
         scores.append(
             {
                 "snapshot": path.name,
-                "episodes": int(path.stem.split("-")[1]),
+                "episodes": snapshot_episodes(path),
                 "best_val_loss": float(np.mean(per_seed)),
                 "per_seed": per_seed,
                 "diverged": [any(runs[j].diverged for runs in by_task) for j in range(len(seeds))],
@@ -152,7 +157,7 @@ def select_snapshot(
     return {**selection, "confirmation": confirmation} if confirm_seeds else selection
 
 
-def _validation_runs(
+def validation_runs(
     snapshots: Sequence[Path],
     tasks: Sequence[Task],
     seeds: Sequence[int],
@@ -206,7 +211,7 @@ def confirm_snapshot(
         non-finite loss) and ``confirmed`` (better, with p < :data:`CONFIRMATION_P`).
     """
     seeds = confirmation_seeds(n_seeds)
-    results = _validation_runs(
+    results = validation_runs(
         (candidate, untrained), tasks, seeds, workers, progress, "confirmation (validation)"
     )
     losses = np.array([r.best_val_loss for r in results], dtype=np.float64).reshape(2, -1)
