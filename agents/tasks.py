@@ -69,6 +69,9 @@ class Task:
             # beside every run for nothing (and refuses a baseline's own action mode);
             # "log_delta" is the same reward less the base's part
             kwargs["reward"] = "log_delta"
+        # a training run's pool of trainee seeds would make every evaluation or selection
+        # episode rerun a seed the controller trained on: they draw fresh seeds
+        kwargs.pop("trainee_seeds", None)
         # ValueError saying `import lrenv` or "lrenv:" when the id is unknown here: a worker
         # process has imported lrenv (this module does) but no other package
         return gym.make(

@@ -119,8 +119,11 @@ class LRScheduleEnv(gym.Env):
     ``log(Lb_T / L_T)``, the log-ratio of the base's final loss to the controller's, and is
     exactly 0 at action 0; the trainee noise the two runs share, which dwarfs a schedule's
     effect on a single run, cancels out of every reward. The price: each reset trains the
-    base episode first, so an episode costs two trainee runs. A divergence pays as under
-    ``log_delta``, less the base's log-decrease from that decision to its end.
+    base episode first, so an episode costs two trainee runs, unless ``trainee_seeds=K``
+    draws every trainee seed from K fixed ones: the env then trains each base run once
+    (per seed and starting rate) and reuses it, so that once each seed has come up an
+    episode costs one run. A divergence pays as under ``log_delta``, less the base's
+    log-decrease from that decision to its end.
 
     Under ``reward="loss"`` a diverging trainee pays ``-divergence_loss`` for the decision
     that diverged and for every decision it did not get to make, at once:
@@ -140,7 +143,8 @@ class LRScheduleEnv(gym.Env):
 
     ## Starting State
 
-    A freshly initialised network (from a seed drawn with ``self.np_random``) and an
+    A freshly initialised network (from a seed drawn with ``self.np_random``: any
+    31-bit seed, or with ``trainee_seeds=K`` one of 0 to K-1) and an
     initial learning rate: the reset option ``initial_lr`` when given, else under
     ``action_mode="residual"`` the base schedule's first rate, else ``initial_lr``, or when
     that is ``None`` one of ``initial_lrs`` drawn uniformly with ``self.np_random``.
@@ -192,6 +196,9 @@ class LRScheduleEnv(gym.Env):
     | divergence_loss     | None               | divergence threshold on the validation loss,  |
     |                     |                    | and the loss charged per lost decision        |
     |                     |                    | (finite, >= ln C; None: 2 ln C)               |
+    | trainee_seeds       | None               | None: a new trainee seed every episode; K:    |
+    |                     |                    | one of K fixed seeds, so "vs_base" trains     |
+    |                     |                    | each base run once and reuses it              |
     | keep_best           | False              | keep the best-validation weights (for tests)  |
     | data_root           | None               | where to look for the dataset first           |
     | device              | "auto"             | "auto", "cpu" or "cuda"                       |
@@ -224,7 +231,7 @@ class LRScheduleEnv(gym.Env):
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
       ``final_reward_weight``, ``precision``, ``compile``, ``beta_factor`` (a second
-      action entry), ``epochs_feature``, ``torch_threads`` (new: the
+      action entry), ``epochs_feature``, ``trainee_seeds``, ``torch_threads`` (new: the
       trainee computes with 1 thread unless told otherwise). Every named id now pins its
       whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
       cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
@@ -268,6 +275,7 @@ class LRScheduleEnv(gym.Env):
         epochs_feature: bool = False,
         final_reward_weight: float = 0.0,
         divergence_loss: float | None = None,
+        trainee_seeds: int | None = None,
         keep_best: bool = False,
         data_root: str | None = None,
         device: str = "auto",
@@ -298,6 +306,7 @@ class LRScheduleEnv(gym.Env):
             epochs_feature=epochs_feature,
             final_reward_weight=final_reward_weight,
             divergence_loss=divergence_loss,
+            trainee_seeds=trainee_seeds,
             precision=precision,
             torch_threads=torch_threads,
             render_mode=render_mode,
@@ -319,6 +328,7 @@ class LRScheduleEnv(gym.Env):
         self.progress_feature = progress_feature
         self.epochs_feature = epochs_feature
         self.final_reward_weight = final_reward_weight
+        self.trainee_seeds = trainee_seeds
         self.keep_best = keep_best
         self.feature_names = feature_names(progress_feature, epochs_feature)
 
@@ -350,6 +360,7 @@ class LRScheduleEnv(gym.Env):
         self._step_start = 0
         self._ended: str | None = None  # why the episode ended, once it has
         self._base_losses: list[float] = []  # reward="vs_base": the base run's, at reset
+        self._base_runs: dict[tuple[int, float], list[float]] = {}  # by (seed, rate)
 
     @property
     def decisions(self) -> int:
@@ -368,7 +379,8 @@ class LRScheduleEnv(gym.Env):
         """
         lr = check_reset_options(options)  # before anything changes: a bad option leaves
         super().reset(seed=seed)  # the env as it was, mid-episode or not
-        trainee_seed = int(self.np_random.integers(2**31 - 1))
+        seeds = 2**31 - 1 if self.trainee_seeds is None else self.trainee_seeds
+        trainee_seed = int(self.np_random.integers(seeds))
         if lr is None and self.base_schedule is not None:
             lr = self.base_schedule.lr_at(0, self.total_steps)
         if lr is None:
@@ -377,7 +389,7 @@ class LRScheduleEnv(gym.Env):
             lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
         lr = float(np.clip(lr, *self.lr_bounds))
         if self.reward == "vs_base":
-            self._base_losses = self._run_base(trainee_seed, lr)
+            self._base_losses = self._base_run(trainee_seed, lr)
         self.trainee.reset(trainee_seed, lr)
         train_loss = self.trainee.peek_train_loss()
         evaluation = self.trainee.evaluate()
@@ -546,6 +558,17 @@ class LRScheduleEnv(gym.Env):
         self.trace.finish(self.trainee.sgd_step, self.trainee.best_val_loss)
         info["episode_trace"] = self.trace
         return obs.copy(), float(reward), True, False, info
+
+    def _base_run(self, trainee_seed: int, lr: float) -> list[float]:
+        """The base run's losses from ``trainee_seed`` at ``lr``: trained afresh, or with
+        ``trainee_seeds`` set, trained once per seed and rate and then read back (the
+        run is the same function of the seed and the rate every time)."""
+        if self.trainee_seeds is None:
+            return self._run_base(trainee_seed, lr)
+        key = (trainee_seed, lr)
+        if key not in self._base_runs:
+            self._base_runs[key] = self._run_base(trainee_seed, lr)
+        return self._base_runs[key]
 
     def _run_base(self, trainee_seed: int, lr: float) -> list[float]:
         """``reward="vs_base"``: the validation loss at reset and after each decision of

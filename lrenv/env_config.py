@@ -97,6 +97,8 @@ def validate_config(**c: Any) -> None:
         )
     if not isinstance(c["epochs_feature"], bool):
         raise ValueError(f"epochs_feature must be True or False, got {c['epochs_feature']!r}")
+    if c["trainee_seeds"] is not None:
+        check_integer(c["trainee_seeds"], "trainee_seeds", 1, "None or a positive integer")
     weight = c["final_reward_weight"]
     if not (is_real(weight) and math.isfinite(weight) and weight >= 0):
         raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")

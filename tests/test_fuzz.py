@@ -67,6 +67,7 @@ config_values = {  # valid values and one near miss each; the hostile draws do t
     "action_mode": plausible("scale", "absolute", "scale", "residual"),
     "progress_feature": plausible(True, False),
     "epochs_feature": plausible(False, True, False, 1),
+    "trainee_seeds": plausible(None, 3, 1, 0),
 }
 valid_values = {
     "total_steps": st.sampled_from([20, 30, 40]),
@@ -82,6 +83,7 @@ valid_values = {
     "action_mode": st.sampled_from(["scale", "absolute"]),
     "progress_feature": st.booleans(),
     "epochs_feature": st.booleans(),
+    "trainee_seeds": st.none() | st.integers(1, 4),
 }
 # half the configurations valid throughout (the contract must hold for each), half with
 # hostile and near-miss values (each must be refused clearly or hold the contract)
