@@ -63,7 +63,10 @@ class LRScheduleEnv(gym.Env):
     iterate, ``momentum`` in the library) for the decision's steps:
     ``1 - beta = 0.1 * f ** a[1]``, so ``a[1] = 0`` keeps the library's default 0.9 and
     ``f = 5`` reaches 0.5 to 0.98. A low beta moves the gradient toward the latest iterate,
-    which some tasks want and others do not (docs/zero-shot.md).
+    which some tasks want and others do not (docs/zero-shot.md). With ``beta_once=True``
+    the first decision's beta holds for the whole run: later decisions' second entries
+    are checked but change nothing, so beta is a choice per run made from what the
+    controller sees at reset, and the rate alone is steered after it.
     Actions outside [-1, 1] are clipped; a non-finite or wrongly shaped action (anything
     but shape ``()`` or ``(1,)``; ``(2,)`` with ``beta_factor``), or one that is not a real
     number (a string, complex number, bool or None), raises ``ValueError`` and leaves the
@@ -185,6 +188,8 @@ class LRScheduleEnv(gym.Env):
     | warmup_steps        | 0                  | schedule-free SGD's own warmup, in SGD steps  |
     | beta_factor         | None               | a second action entry sets schedule-free      |
     |                     |                    | SGD's beta: 1 - beta = 0.1 * f ** a[1]        |
+    | beta_once           | False              | with beta_factor: the first decision's beta   |
+    |                     |                    | holds for the whole run                       |
     | val_size            | None               | validation examples used (None: all 10k)      |
     | feature_transform   | "raw"              | "raw" (paper), "log" (log10 of variances) or  |
     |                     |                    | "relative" (scale-free, for task sets)        |
@@ -231,7 +236,7 @@ class LRScheduleEnv(gym.Env):
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
       ``final_reward_weight``, ``precision``, ``compile``, ``beta_factor`` (a second
-      action entry), ``epochs_feature``, ``trainee_seeds``, ``torch_threads`` (new: the
+      action entry), ``beta_once``, ``epochs_feature``, ``trainee_seeds``, ``torch_threads`` (new: the
       trainee computes with 1 thread unless told otherwise). Every named id now pins its
       whole task in ``register()`` (``lrenv.TASK_KEYS``), with the values it had; the
       cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
@@ -269,6 +274,7 @@ class LRScheduleEnv(gym.Env):
         optimizer: str = "sgd",
         warmup_steps: int = 0,
         beta_factor: float | None = None,
+        beta_once: bool = False,
         val_size: int | None = None,
         feature_transform: str = "raw",
         progress_feature: bool = False,
@@ -301,6 +307,7 @@ class LRScheduleEnv(gym.Env):
             optimizer=optimizer,
             warmup_steps=warmup_steps,
             beta_factor=beta_factor,
+            beta_once=beta_once,
             val_size=val_size,
             feature_transform=feature_transform,
             epochs_feature=epochs_feature,
@@ -349,6 +356,7 @@ class LRScheduleEnv(gym.Env):
         self.run_epochs = total_steps * batch_size / len(self.trainee.train_data)
         """Passes over the training set an episode makes (``epochs_feature`` reads it)."""
         self.beta_factor = None if beta_factor is None else float(beta_factor)
+        self.beta_once = beta_once
         self.action_space = spaces.Box(-1.0, 1.0, (action_size(beta_factor),), np.float32)
         n = len(self.feature_names)
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (n,), np.float32)
@@ -432,7 +440,7 @@ class LRScheduleEnv(gym.Env):
         self.check_can_step()
         a, *more = check_actions(action, self.action_space.shape[0])
         self._step_start = self.trainee.sgd_step
-        if self.beta_factor is not None:
+        if self.beta_factor is not None and not (self.beta_once and self.trainee.sgd_step):
             self.trainee.set_beta(schedule_free_beta(more[0], self.beta_factor))
         if self.action_mode == "residual":
             base = self.base_schedule.lr_at(self.trainee.sgd_step, self.total_steps)

@@ -86,6 +86,13 @@ def validate_config(**c: Any) -> None:
     if not (is_real(base) and math.isfinite(base) and base > 1):
         raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
     check_beta_factor(c["beta_factor"], c["optimizer"])
+    if not isinstance(c["beta_once"], bool):
+        raise ValueError(f"beta_once must be True or False, got {c['beta_once']!r}")
+    if c["beta_once"] and c["beta_factor"] is None:
+        raise ValueError(
+            "beta_once=True holds the beta that beta_factor's second action entry sets: it "
+            "needs beta_factor (e.g. beta_factor=5)"
+        )
     if not (is_real(c["momentum"]) and 0 <= c["momentum"] < 1):
         raise ValueError(f"momentum must be a number in [0, 1), got {c['momentum']!r}")
     if c["val_size"] is not None:

@@ -10,8 +10,8 @@ keyword by its role reads the lists here:
 - :data:`SCHEDULER_SETTINGS` are what the drop-in scheduler needs to map decisions onto a
   user's training loop: the interface keys less the optimizer family and its warmup
   (which :mod:`lrenv.controller_contract` checks against the user's optimizer instead)
-  and ``beta_factor`` (a controller that sets schedule-free SGD's beta runs in the env
-  only; the scheduler refuses it),
+  and ``beta_factor`` with ``beta_once`` (a controller that sets schedule-free SGD's beta
+  runs in the env only; the scheduler refuses it),
   plus the run's length and the divergence test.
 - :data:`RUNTIME_KEYS` change where or how a run executes, never what it computes.
 
@@ -34,6 +34,7 @@ CONTROLLER_INTERFACE_KEYS = (
     "optimizer",
     "warmup_steps",
     "beta_factor",
+    "beta_once",
     "lr_bounds",
     "feature_transform",
     "progress_feature",

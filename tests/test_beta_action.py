@@ -45,6 +45,30 @@ def test_the_beta_entry_sets_beta_and_changes_training():
     assert low != base
 
 
+def test_with_beta_once_the_first_decisions_beta_holds_for_the_run():
+    env = LRScheduleEnv(**SCHEDULE_FREE, beta_factor=5, beta_once=True)
+    held = val_losses(env, [[0.2, 1.0]] + [[0.2, -1.0], [0.2, 0.5]] * 2 + [[0.2, 0.0]])
+    assert env.trace.beta == pytest.approx([0.5] * 6)
+    # the same run as one that asks for the first beta at every decision
+    every = val_losses(LRScheduleEnv(**SCHEDULE_FREE, beta_factor=5), [[0.2, 1.0]] * 6)
+    assert held == every
+    # and a new episode takes its own first beta
+    val_losses(env, [[0.2, -1.0]] + [[0.2, 1.0]] * 5)
+    assert env.trace.beta == pytest.approx([0.98] * 6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"beta_once": True}, "beta_once=True .* needs beta_factor"),
+        ({"beta_once": 1, "beta_factor": 5}, "beta_once must be True or False, got 1"),
+    ],
+)
+def test_a_bad_beta_once_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LRScheduleEnv(**SCHEDULE_FREE, **kwargs)
+
+
 def test_the_mapping_and_its_inverse():
     assert schedule_free_beta(0.0, 5) == 0.9
     assert schedule_free_beta(1.0, 5) == pytest.approx(0.5)

@@ -68,6 +68,7 @@ config_values = {  # valid values and one near miss each; the hostile draws do t
     "progress_feature": plausible(True, False),
     "epochs_feature": plausible(False, True, False, 1),
     "trainee_seeds": plausible(None, 3, 1, 0),
+    "beta_once": plausible(False, False, False, True),  # True: refused without beta_factor
 }
 valid_values = {
     "total_steps": st.sampled_from([20, 30, 40]),

@@ -25,7 +25,7 @@ def test_the_scheduler_reads_every_interface_keyword_or_the_contract_checks_it()
     checks against the user's optimizer, or one the scheduler refuses (beta_factor); a
     new interface keyword must be placed."""
     checked_by_the_contract = {"optimizer", "warmup_steps"}
-    refused_by_the_scheduler = {"beta_factor"}
+    refused_by_the_scheduler = {"beta_factor", "beta_once"}
     assert set(CONTROLLER_INTERFACE_KEYS) - set(SCHEDULER_SETTINGS) == (
         checked_by_the_contract | refused_by_the_scheduler
     )
