@@ -239,10 +239,11 @@ class LRScheduleEnv(gym.Env):
       action entry), ``beta_once``, ``epochs_feature``, ``trainee_seeds``,
       ``torch_threads`` (new: the trainee computes with 1 thread unless told otherwise).
       Every named id now pins its whole task in ``register()`` (``lrenv.TASK_KEYS``), with
-      the values it had; the cpu preset's task got its own id, ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the
-      contract are now refused (no learning result changes): ``step()`` after the episode
-      ended, NaN, infinite or bool keyword values, reset options other than a valid
-      ``initial_lr``, and string, complex, bool or None actions.
+      the values it had; the cpu preset's task got its own id,
+      ``lrenv/FashionMNIST-MLP-v0``. Inputs outside the contract are now refused (no
+      learning result changes): ``step()`` after the episode ended, NaN, infinite or
+      bool keyword values, reset options other than a valid ``initial_lr``, and string,
+      complex, bool or None actions.
 
     ## Example
 
