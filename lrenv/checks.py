@@ -63,6 +63,12 @@ def check_integer(
     return int(value)
 
 
+def check_bool(value: Any, name: str) -> None:
+    """ValueError naming ``name`` unless ``value`` is ``True`` or ``False`` (not 1 or 0)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def check_rate(lr: Any) -> None:
     """ValueError unless ``lr`` is a positive, finite ``int`` or ``float`` (not a bool)."""
     if not (isinstance(lr, int | float) and not isinstance(lr, bool) and math.isfinite(lr)):

@@ -398,7 +398,7 @@ class LRScheduleEnv(gym.Env):
             lr = self.initial_lrs[int(self.np_random.integers(len(self.initial_lrs)))]
         lr = float(np.clip(lr, *self.lr_bounds))
         if self.reward == "vs_base":
-            self._base_losses = self._base_run(trainee_seed, lr)
+            self._base_losses = self._base_losses_for(trainee_seed, lr)
         self.trainee.reset(trainee_seed, lr)
         train_loss = self.trainee.peek_train_loss()
         evaluation = self.trainee.evaluate()
@@ -568,7 +568,7 @@ class LRScheduleEnv(gym.Env):
         info["episode_trace"] = self.trace
         return obs.copy(), float(reward), True, False, info
 
-    def _base_run(self, trainee_seed: int, lr: float) -> list[float]:
+    def _base_losses_for(self, trainee_seed: int, lr: float) -> list[float]:
         """The base run's losses from ``trainee_seed`` at ``lr``: trained afresh, or with
         ``trainee_seeds`` set, trained once per seed and rate and then read back (the
         run is the same function of the seed and the rate every time)."""

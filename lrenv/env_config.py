@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lrenv.checks import check_integer, is_real
+from lrenv.checks import check_bool, check_integer, is_real
 from lrenv.data import DATASETS, NUM_CLASSES
 from lrenv.features import FEATURE_TRANSFORMS
 from lrenv.models import check_model
@@ -86,8 +86,7 @@ def validate_config(**c: Any) -> None:
     if not (is_real(base) and math.isfinite(base) and base > 1):
         raise ValueError(f"factor_base must be a finite number > 1, got {base!r}")
     check_beta_factor(c["beta_factor"], c["optimizer"])
-    if not isinstance(c["beta_once"], bool):
-        raise ValueError(f"beta_once must be True or False, got {c['beta_once']!r}")
+    check_bool(c["beta_once"], "beta_once")
     if c["beta_once"] and c["beta_factor"] is None:
         raise ValueError(
             "beta_once=True holds the beta that beta_factor's second action entry sets: it "
@@ -102,8 +101,7 @@ def validate_config(**c: Any) -> None:
             f"unknown feature_transform {c['feature_transform']!r}; "
             f"choose one of {', '.join(FEATURE_TRANSFORMS)}"
         )
-    if not isinstance(c["epochs_feature"], bool):
-        raise ValueError(f"epochs_feature must be True or False, got {c['epochs_feature']!r}")
+    check_bool(c["epochs_feature"], "epochs_feature")
     if c["trainee_seeds"] is not None:
         check_integer(c["trainee_seeds"], "trainee_seeds", 1, "None or a positive integer")
     weight = c["final_reward_weight"]
