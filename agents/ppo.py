@@ -130,17 +130,30 @@ class TwoRateRecurrentPolicy(_TwoRatePolicyMixin, RecurrentActorCriticPolicy):
 class _TwoRateMixin:
     """Per-group learning rates and a shortened last rollout, for PPO and RecurrentPPO."""
 
+    anneal_lr = False
+    """Scale each group's rate by the fraction of the budget left when the rollout that
+    feeds the update began (``PPOSettings.anneal_lr``): 1 at the first update, one
+    rollout's share at the last, as CleanRL's ``anneal_lr``. A class default:
+    :func:`build_agent` sets it on the instance only when True, so a model without it
+    saves what models saved before it existed."""
+
     def _update_learning_rate(
         self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer
     ) -> None:
         # SB3 would set every group to lr_schedule(progress); keep each group's own rate.
         if not isinstance(optimizers, list):
             optimizers = [optimizers]
+        left = self._current_progress_remaining  # after the rollout just collected
+        if self.anneal_lr:
+            collected = self.rollout_buffer.buffer_size * self.n_envs / self._total_timesteps
+            left = min(1.0, left + collected)
         for optimizer in optimizers:
             for index, group in enumerate(optimizer.param_groups):
                 rate = group.get(LR_KEY)
                 if rate is None:  # a group we did not make: SB3's behaviour
                     rate = self.lr_schedule(self._current_progress_remaining)
+                elif self.anneal_lr:
+                    rate = rate * left
                 group["lr"] = rate
                 self.logger.record(f"train/learning_rate_{group.get('name', index)}", rate)
 
@@ -264,6 +277,16 @@ def build_agent(
     }
     if settings.use_sde:  # one exploration map per rollout, drawn at its start
         common.update(use_sde=True, sde_sample_freq=-1)
+    model = _build(env, settings, common, recurrent)
+    if settings.anneal_lr:
+        model.anneal_lr = True
+    return model
+
+
+def _build(
+    env: VecEnv, settings: PPOSettings, common: dict[str, Any], recurrent: bool
+) -> TwoRatePPO | TwoRateRecurrentPPO:
+    """The untrained model of :func:`build_agent` (its policy and algorithm classes)."""
     rates = {"actor_lr": settings.actor_lr, "critic_lr": settings.critic_lr}
     if recurrent:
         policy_kwargs = {

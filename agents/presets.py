@@ -69,6 +69,11 @@ class PPOSettings:
     each rollout's start, so every episode a rollout holds on one env shares one map (a
     rollout gives PPO as many perturbations as there are envs); ``"episode"``: also when
     that env's episode ends, so each episode explores with its own map."""
+    anneal_lr: bool = False
+    """Decay the actor's and the critic's Adam rates linearly over the run's budget, from
+    the full rates at the first update to one rollout's share at the last (CleanRL's
+    ``anneal_lr``): late updates then move the policy less, so the snapshots of a long run
+    settle instead of drifting. False: constant rates, as in the paper."""
     normalize_observations: bool = True
     """Running mean/std normalisation of observations, saved with the controller."""
     normalize_rewards: bool = False

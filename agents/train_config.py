@@ -15,7 +15,7 @@ from agents import validators
 from agents.presets import PPOSettings, Preset, without_task_keys
 
 LATER_PPO_SETTINGS = {
-    name: getattr(PPOSettings(), name) for name in ("use_sde", "target_kl", "sde_draw")
+    name: getattr(PPOSettings(), name) for name in ("use_sde", "target_kl", "sde_draw", "anneal_lr")
 }
 """PPO settings added after runs were first written, with their defaults: left out of
 ``to_dict`` at the default, so that such runs' files stay byte-identical."""
@@ -142,14 +142,14 @@ class TrainConfig:
         data["ppo"] = PPOSettings(**ppo)
         return cls(**data)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, complete: bool = False) -> dict[str, Any]:
         """The configuration as plain JSON values (tuples become lists). The PPO settings
         of :data:`LATER_PPO_SETTINGS` are written only when they differ from their default,
         so that a run without them writes what runs before they existed wrote (config.json
-        and the controller files)."""
+        and the controller files); ``complete=True`` keeps them all, for comparing."""
         data = dataclasses.asdict(self)
         for name, default in LATER_PPO_SETTINGS.items():
-            if data["ppo"][name] == default:
+            if data["ppo"][name] == default and not complete:
                 del data["ppo"][name]
         return _canonical(data)
 

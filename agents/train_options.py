@@ -154,7 +154,9 @@ def resolve(
         except (TypeError, ValueError) as err:
             raise ValueError(f"cannot resume {run.path}: {err}") from err
         # a field added since the run was made reads as its default, as from_dict gives it
-        differences = config_differences(saved_config.to_dict(), config.to_dict())
+        differences = config_differences(
+            saved_config.to_dict(complete=True), config.to_dict(complete=True)
+        )
         if differences:
             raise ValueError(
                 f"refusing to resume {run.path}: the flags given differ from the run's "
