@@ -5,6 +5,7 @@ import json
 import zipfile
 
 import pytest
+from interruptions import Crash, CrashAfterCheckpoint
 from stable_baselines3.common.callbacks import BaseCallback
 
 import train
@@ -45,26 +46,6 @@ def test_each_update_takes_the_share_of_the_budget_left_at_its_rollout_start(tmp
     assert logged_rates(run, "actor") == pytest.approx([1e-3 * s for s in SHARES], rel=1e-6)
     assert logged_rates(run, "critic") == pytest.approx([5e-3 * s for s in SHARES], rel=1e-6)
     assert saved_data(run)["anneal_lr"] is True
-
-
-class Crash(Exception):
-    """Stands for a run killed after a checkpoint."""
-
-
-class CrashAfterCheckpoint(BaseCallback):
-    """Raise at the first rollout that starts after a checkpoint of >= 4 episodes."""
-
-    def __init__(self, run: RunDir) -> None:
-        super().__init__()
-        self.run = run
-
-    def _on_rollout_start(self) -> None:
-        checkpoint = self.run.last_checkpoint()
-        if checkpoint is not None and checkpoint.progress["episodes_done"] >= 4:
-            raise Crash
-
-    def _on_step(self) -> bool:
-        return True
 
 
 class RecordRates(BaseCallback):

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from interruptions import Crash, CrashAfterCheckpoint
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -160,26 +161,6 @@ def test_two_rates_survive_updates_and_reloading(tmp_path):
         "value_net.weight",
         "value_net.bias",
     }
-
-
-class Crash(Exception):
-    """Stands for a run killed after a checkpoint."""
-
-
-class CrashAfterCheckpoint(BaseCallback):
-    """Raise at the first rollout that starts after a checkpoint of >= 4 episodes."""
-
-    def __init__(self, run: RunDir) -> None:
-        super().__init__()
-        self.run = run
-
-    def _on_rollout_start(self) -> None:
-        checkpoint = self.run.last_checkpoint()
-        if checkpoint is not None and checkpoint.progress["episodes_done"] >= 4:
-            raise Crash
-
-    def _on_step(self) -> bool:
-        return True
 
 
 def test_interrupted_run_resumes_to_the_episodes_asked_for(tmp_path, capsys):
