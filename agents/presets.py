@@ -301,7 +301,7 @@ PRESETS["cpu-multi"] = _CPU.with_overrides(
         "the same trainee seed (vs_base, each base run cached over 4 trainee seeds a "
         "task); log-scaled variance, progress and run-epochs features; gSDE exploration "
         "drawn afresh each episode, 16 episodes an update, target KL 0.02 and Adam rates "
-        "annealed to zero over 1000 episodes on 2 envs; the snapshot (every 100 episodes, "
+        "annealed linearly over 1000 episodes on 2 envs; the snapshot (every 100 episodes, "
         "the untrained one included) with the best validation loss over the training tasks "
         "is kept if it beats the untrained one again on 2 fresh validation episodes of each "
         "training task; evaluate.py tests it on the 8 held-out tasks, 5 seeds each."
