@@ -143,19 +143,22 @@ class _TwoRateMixin:
         # SB3 would set every group to lr_schedule(progress); keep each group's own rate.
         if not isinstance(optimizers, list):
             optimizers = [optimizers]
-        left = self._current_progress_remaining  # after the rollout just collected
-        if self.anneal_lr:
-            collected = self.rollout_buffer.buffer_size * self.n_envs / self._total_timesteps
-            left = min(1.0, left + collected)
+        scale = self._budget_left_at_rollout_start() if self.anneal_lr else 1.0
         for optimizer in optimizers:
             for index, group in enumerate(optimizer.param_groups):
                 rate = group.get(LR_KEY)
                 if rate is None:  # a group we did not make: SB3's behaviour
                     rate = self.lr_schedule(self._current_progress_remaining)
-                elif self.anneal_lr:
-                    rate = rate * left
+                else:
+                    rate = rate * scale
                 group["lr"] = rate
                 self.logger.record(f"train/learning_rate_{group.get('name', index)}", rate)
+
+    def _budget_left_at_rollout_start(self) -> float:
+        """The share of the budget left when the rollout just collected began: SB3's
+        progress (counted after it) plus that rollout's own share."""
+        collected = self.rollout_buffer.buffer_size * self.n_envs / self._total_timesteps
+        return min(1.0, self._current_progress_remaining + collected)
 
     def collect_rollouts(
         self,
