@@ -7,6 +7,7 @@ import zipfile
 import pytest
 from interruptions import Crash, CrashAfterCheckpoint
 from stable_baselines3.common.callbacks import BaseCallback
+from tensorboard_scalars import scalars
 
 import train
 from agents.run_folder import RunDir
@@ -27,11 +28,7 @@ def smoke(out, *flags: str) -> list[str]:
 
 
 def logged_rates(run: RunDir, group: str) -> list[float]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run.tb), size_guidance={"scalars": 0})
-    events.Reload()
-    return [event.value for event in events.Scalars(f"train/learning_rate_{group}")]
+    return scalars(run.path, f"train/learning_rate_{group}")
 
 
 def saved_data(run: RunDir) -> dict:

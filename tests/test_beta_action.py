@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from tensorboard_scalars import scalars
 
 from agents.open_loop import RandomPolicy, ReplayPolicy, actions_from_trace, progress_profile
 from lrenv.env import LRScheduleEnv, beta_action, schedule_free_beta
@@ -149,11 +150,7 @@ def beta_run(train_smoke, tmp_path_factory):
 
 
 def test_training_logs_the_mean_beta_of_each_episode(beta_run):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(beta_run / "tb"), size_guidance={"scalars": 0})
-    events.Reload()
-    betas = [event.value for event in events.Scalars("trainee/mean_beta")]
+    betas = scalars(beta_run, "trainee/mean_beta")
     assert len(betas) == 2 and all(0.5 <= b <= 0.98 for b in betas)
 
 

@@ -6,13 +6,12 @@ One local Ray instance serves the whole module; everything skips where Ray is ab
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 from stable_baselines3.common.vec_env import DummyVecEnv
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_scalars import scalars
 
 import evaluate
 from agents.env_factory import make_env
@@ -99,12 +98,6 @@ def test_an_actor_lost_too_often_ends_the_run_with_a_clear_error(venv):
         _roll(venv, _actions(3, 2), kill_at=1)
 
 
-def _scalars(run: Path, tag: str) -> list[float]:
-    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
-    events.Reload()
-    return [event.value for event in events.Scalars(tag)]
-
-
 @pytest.mark.slow
 def test_train_with_ray_gives_the_same_episodes_and_controller(ray_local, tmp_path, train_smoke):
     flags = ("--n-envs", "2", "--episodes", "4")
@@ -112,9 +105,9 @@ def test_train_with_ray_gives_the_same_episodes_and_controller(ray_local, tmp_pa
     remote = train_smoke(tmp_path / "ray", *flags, "--ray", "local")
     assert json.loads((remote / "config.json").read_text())["runtime"]["ray"] == "local"
     for tag in ("trainee/return", "trainee/best_val_loss", "trainee/final_val_loss"):
-        expected = _scalars(local, tag)
+        expected = scalars(local, tag)
         assert len(expected) == 4
-        np.testing.assert_allclose(_scalars(remote, tag), expected, rtol=1e-5)
+        np.testing.assert_allclose(scalars(remote, tag), expected, rtol=1e-5)
     ours, theirs = (load_file(str(run / "controller.safetensors")) for run in (remote, local))
     assert ours.keys() == theirs.keys()
     for name, tensor in theirs.items():

@@ -12,7 +12,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_scalars import scalars
 
 import train
 from agents.ppo import TwoRatePPO, group_rates
@@ -26,12 +26,6 @@ PAPER_RATES = {"actor": 1e-3, "critic": 5e-3}
 
 def smoke(out, *flags: str) -> list[str]:
     return ["--preset", "smoke", "--out", str(out), "--no-progress", "--figure-every", "4", *flags]
-
-
-def scalars(run: RunDir, tag: str) -> list[float]:
-    events = EventAccumulator(str(run.tb), size_guidance={"scalars": 0})
-    events.Reload()
-    return [event.value for event in events.Scalars(tag)]
 
 
 @pytest.mark.parametrize(
@@ -68,12 +62,12 @@ def test_train_saves_a_controller_that_loads_and_predicts(tmp_path, flags, algor
     np.testing.assert_allclose(action, expected)
 
     # One trainee/ point per episode, SB3's own scalars, both rates in TensorBoard.
-    assert len(scalars(run, "trainee/best_val_loss")) == episodes
-    assert len(scalars(run, "trainee/return")) == episodes
-    assert scalars(run, "rollout/ep_rew_mean")
-    updates = scalars(run, "train/learning_rate_actor")
+    assert len(scalars(run.path, "trainee/best_val_loss")) == episodes
+    assert len(scalars(run.path, "trainee/return")) == episodes
+    assert scalars(run.path, "rollout/ep_rew_mean")
+    updates = scalars(run.path, "train/learning_rate_actor")
     assert updates == pytest.approx([1e-3] * len(updates)) and updates
-    assert scalars(run, "train/learning_rate_critic") == pytest.approx([5e-3] * len(updates))
+    assert scalars(run.path, "train/learning_rate_critic") == pytest.approx([5e-3] * len(updates))
 
 
 class RecordEnv(BaseCallback):
@@ -129,7 +123,7 @@ def test_batched_training_saves_a_controller_that_loads(tmp_path, capsys):
     progress = run.last_checkpoint().progress
     assert progress["batched"] and progress["finished"] and progress["episodes_done"] == 4
     # VecMonitor's episode records reach the tracker once per episode, as Monitor's do
-    assert len(scalars(run, "trainee/return")) == 4
+    assert len(scalars(run.path, "trainee/return")) == 4
 
     controller = Controller.load(run.controller)
     assert controller.normalization["mean"].shape == (7,)
@@ -193,7 +187,7 @@ def test_interrupted_run_resumes_to_the_episodes_asked_for(tmp_path, capsys):
     model = PPO.load(run.controller, device="cpu")
     assert model.num_timesteps == 140 and model.lrenv_config["episodes_done"] == 7
     # The 4 episodes before the crash and the 3 after it, each logged once.
-    assert len(scalars(run, "trainee/return")) == 7
+    assert len(scalars(run.path, "trainee/return")) == 7
 
 
 def test_help_lists_every_preset_and_ppo_flag(capsys):
@@ -252,4 +246,4 @@ def test_snapshot_selection_keeps_the_best_snapshot_on_validation(tmp_path):
         for seed in selection["seeds"]
     ]
     assert np.mean([r.best_val_loss for r in rerun]) == pytest.approx(best["best_val_loss"])
-    assert len(scalars(run, "eval/snapshot_val_loss")) == 3
+    assert len(scalars(run.path, "eval/snapshot_val_loss")) == 3

@@ -18,7 +18,7 @@ import cloudpickle
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard_scalars import scalars
 
 import train
 from agents.checkpoints import read_normalization, restore_normalization
@@ -89,9 +89,7 @@ def interrupted(interrupted_once, tmp_path) -> RunDir:
 
 
 def returns_logged(run: RunDir) -> int:
-    events = EventAccumulator(str(run.tb), size_guidance={"scalars": 0})
-    events.Reload()
-    return len(events.Scalars("trainee/return"))
+    return len(scalars(run.path, "trainee/return"))
 
 
 def rewrite_data(zip_path: Path, change: Callable[[dict], None]) -> None:
