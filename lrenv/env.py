@@ -128,21 +128,28 @@ class LRScheduleEnv(gym.Env):
     episode costs one run. A divergence pays as under ``log_delta``, less the base's
     log-decrease from that decision to its end.
 
+    With ``action_cost=c > 0`` every decision also pays ``c * sum(|a_i|) / n`` (``n``
+    decisions, the action clipped to [-1, 1]), so an episode pays ``c`` times its mean
+    absolute action (summed over the entries): a price for leaving "no change" (the base
+    schedule, under ``action_mode="residual"``) that a controller pays back only where
+    moving earns more. It is charged under every reward, a diverging decision included.
+
     Under ``reward="loss"`` a diverging trainee pays ``-divergence_loss`` for the decision
     that diverged and for every decision it did not get to make, at once:
     ``-divergence_loss * (remaining + 1)``, so diverging is never cheaper than training
     on. A step that does not diverge pays ``-val_loss``, in ``[-divergence_loss, 0]``; the
     diverging step pays down to ``-divergence_loss * decisions`` (a divergence at the first
     decision). The episode's return therefore lies in ``[-divergence_loss * decisions, 0]``
-    (a bounded scale PPO's critic can learn), apart from the optional final term.
+    (a bounded scale PPO's critic can learn), apart from the optional final term and
+    the action cost.
 
     The bound the env guarantees: with ``D = divergence_loss``, ``w =
-    final_reward_weight`` and ``n`` decisions, every reward lies in
-    ``[-D (n + 1) (1 + w), D]``; under ``reward="loss"`` it is at most 0, and a divergence
-    never pays (its reward is at most 0 under either reward). "delta" measures from the loss
-    at reset capped at ``D`` (a fresh network can start above a low threshold), and ``D`` below
-    the chance-level loss ``ln C``, where a network that has learned nothing stands, is
-    refused.
+    final_reward_weight``, ``n`` decisions, ``c = action_cost`` and ``k`` action entries,
+    every reward lies in ``[-D (n + 1) (1 + w) - c k / n, D]``; under ``reward="loss"``
+    it is at most 0, and a divergence never pays (its reward is at most 0 under every
+    reward). "delta" measures from the loss at reset capped at ``D`` (a fresh network can
+    start above a low threshold), and ``D`` below the chance-level loss ``ln C``, where a
+    network that has learned nothing stands, is refused.
 
     ## Starting State
 
@@ -198,6 +205,9 @@ class LRScheduleEnv(gym.Env):
     |                     |                    | many passes over its data the task makes      |
     | final_reward_weight | 0.0                | extra weight on the final validation loss     |
     |                     |                    | (finite, >= 0)                                |
+    | action_cost         | 0.0                | price of leaving "no change": each decision   |
+    |                     |                    | pays c * sum(abs(action)) / decisions, so an  |
+    |                     |                    | episode pays c x its mean abs action (>= 0)   |
     | divergence_loss     | None               | divergence threshold on the validation loss,  |
     |                     |                    | and the loss charged per lost decision        |
     |                     |                    | (finite, >= ln C; None: 2 ln C)               |
@@ -236,7 +246,7 @@ class LRScheduleEnv(gym.Env):
       "absolute" and "residual" with ``base_schedule``, ``reward="delta"``, ``optimizer``
       and ``warmup_steps``, ``feature_transform``, ``progress_feature``,
       ``final_reward_weight``, ``precision``, ``compile``, ``beta_factor`` (a second
-      action entry), ``beta_once``, ``epochs_feature``, ``trainee_seeds``,
+      action entry), ``beta_once``, ``epochs_feature``, ``trainee_seeds``, ``action_cost``,
       ``torch_threads`` (new: the trainee computes with 1 thread unless told otherwise).
       Every named id now pins its whole task in ``register()`` (``lrenv.TASK_KEYS``), with
       the values it had; the cpu preset's task got its own id,
@@ -281,6 +291,7 @@ class LRScheduleEnv(gym.Env):
         progress_feature: bool = False,
         epochs_feature: bool = False,
         final_reward_weight: float = 0.0,
+        action_cost: float = 0.0,
         divergence_loss: float | None = None,
         trainee_seeds: int | None = None,
         keep_best: bool = False,
@@ -313,6 +324,7 @@ class LRScheduleEnv(gym.Env):
             feature_transform=feature_transform,
             epochs_feature=epochs_feature,
             final_reward_weight=final_reward_weight,
+            action_cost=action_cost,
             divergence_loss=divergence_loss,
             trainee_seeds=trainee_seeds,
             precision=precision,
@@ -336,6 +348,7 @@ class LRScheduleEnv(gym.Env):
         self.progress_feature = progress_feature
         self.epochs_feature = epochs_feature
         self.final_reward_weight = final_reward_weight
+        self.action_cost = float(action_cost)
         self.trainee_seeds = trainee_seeds
         self.keep_best = keep_best
         self.feature_names = feature_names(progress_feature, epochs_feature)
@@ -367,6 +380,7 @@ class LRScheduleEnv(gym.Env):
         self.trace = EpisodeTrace()
         """This episode so far (a new object at every reset); the final info carries it."""
         self._step_start = 0
+        self._step_cost = 0.0  # action_cost's charge for the decision being taken
         self._ended: str | None = None  # why the episode ended, once it has
         self._base_losses: list[float] = []  # reward="vs_base": the base run's, at reset
         self._base_runs: dict[tuple[int, float], list[float]] = {}  # by (seed, rate)
@@ -441,6 +455,7 @@ class LRScheduleEnv(gym.Env):
         self.check_can_step()
         a, *more = check_actions(action, self.action_space.shape[0])
         self._step_start = self.trainee.sgd_step
+        self._step_cost = self.action_cost * (abs(a) + sum(map(abs, more))) / self.decisions
         if self.beta_factor is not None and not (self.beta_once and self.trainee.sgd_step):
             self.trainee.set_beta(schedule_free_beta(more[0], self.beta_factor))
         if self.action_mode == "residual":
@@ -481,6 +496,7 @@ class LRScheduleEnv(gym.Env):
                 reward -= self._base_log_decrease(trainee.sgd_step // self.steps_per_action)
         else:
             reward = -evaluation.loss
+        reward -= self._step_cost
         self._last_val_loss = evaluation.loss
         if truncated:
             reward -= self.final_reward_weight * evaluation.loss
@@ -553,7 +569,7 @@ class LRScheduleEnv(gym.Env):
                 reward -= self._base_log_decrease(done, until=self.decisions)
         else:
             reward = -self.divergence_loss * (remaining + 1)
-        reward -= self.final_reward_weight * self.divergence_loss
+        reward -= self.final_reward_weight * self.divergence_loss + self._step_cost
         obs = self._obs.copy()
         obs[self.feature_names.index("log10_lr")] = math.log10(self.trainee.lr)
         if self.progress_feature:

@@ -107,6 +107,12 @@ def validate_config(**c: Any) -> None:
     weight = c["final_reward_weight"]
     if not (is_real(weight) and math.isfinite(weight) and weight >= 0):
         raise ValueError(f"final_reward_weight must be a finite number >= 0, got {weight!r}")
+    cost = c["action_cost"]
+    if not (is_real(cost) and math.isfinite(cost) and cost >= 0):
+        raise ValueError(
+            f"action_cost must be a finite number >= 0 (an episode pays it times its mean "
+            f"absolute action; 0 turns it off), got {cost!r}"
+        )
     limit = c["divergence_loss"]
     chance = math.log(NUM_CLASSES[c["dataset"]])
     if limit is not None and not (is_real(limit) and math.isfinite(limit) and limit >= chance):

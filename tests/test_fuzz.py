@@ -61,6 +61,7 @@ config_values = {  # valid values and one near miss each; the hostile draws do t
     "lr_bounds": plausible((1e-6, 1.0), (1e-4, 0.5), [1e-6, 1.0], (0.1, 0.01)),
     "momentum": plausible(0.0, 0.9, 0.5, 1.0),
     "final_reward_weight": plausible(0.0, 1.0, 5.0, -1.0),
+    "action_cost": plausible(0.0, 0.05, 3.0, -0.5),
     "divergence_loss": plausible(None, 3.0, 1e9, 0.0),
     "reward": plausible("loss", "delta", "loss", "accuracy"),
     "feature_transform": plausible("raw", "log", "raw", "exp"),
@@ -78,6 +79,7 @@ valid_values = {
     "lr_bounds": st.sampled_from([(1e-6, 1.0), (1e-4, 0.5), [1e-3, 10.0]]),
     "momentum": st.floats(0.0, 0.99),
     "final_reward_weight": st.floats(0.0, 10.0),
+    "action_cost": st.floats(0.0, 10.0),
     "divergence_loss": st.none() | st.floats(0.5, 1e6),
     "reward": st.sampled_from(["loss", "delta"]),
     "feature_transform": st.sampled_from(["raw", "log"]),
@@ -109,6 +111,7 @@ def check_valid_step(env: gym.Env, obs, reward, diverged: bool = False) -> None:
     # divergence_loss (beyond it the trainee has diverged; the env refuses a divergence_loss
     # below the chance-level loss, where a fresh network starts)
     bound = base.divergence_loss * (base.decisions + 1) * (1 + base.final_reward_weight)
+    bound += base.action_cost * env.action_space.shape[0] / base.decisions
     assert abs(reward) <= bound, (reward, bound)
     if base.reward == "loss" or diverged:  # a divergence never pays
         assert reward <= 0, (reward, diverged)
