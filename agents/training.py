@@ -457,6 +457,9 @@ def _train(
         }
 
     def save_checkpoint(finished: bool = False) -> None:
+        # SB3 dumps an update's train/ values only after the next rollout: write them now,
+        # at this step, which a resume from this checkpoint keeps (its purge starts after)
+        model.logger.dump(model.num_timesteps)
         extra = {**derived, "episodes_done": tracker.episodes_done}
         attach_controller_metadata(model, env, config, extra)
         run.save_checkpoint(model, env, progress(finished))

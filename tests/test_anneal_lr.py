@@ -82,6 +82,8 @@ def test_a_resumed_run_goes_on_down_the_same_line(tmp_path, capsys):
         train.main(["--resume", str(run.path), "--no-progress"], callbacks=[after])
     # The checkpoint's rate (the second update's), then the last two updates'.
     assert after.rates == pytest.approx(SHARES[1:], rel=1e-6)
+    # TensorBoard shows each update once, the one trained just before the kill included
+    assert logged_rates(run, "actor") == pytest.approx([1e-3 * s for s in SHARES], rel=1e-6)
 
 
 def test_without_it_the_files_hold_no_trace_of_it(smoke_run_folders):
