@@ -75,6 +75,8 @@ def test_the_design_is_the_mean_of_its_controllers_paired_by_trainee_seed(tmp_pa
     }
     assert row["regret"] == pytest.approx((0.97 - 0.9) / 0.9)
     assert row["normalized_score"] == pytest.approx(100 * 0.03 / 0.1)
+    summary = "The design: median regret 7.8%, worst 7.8%, normalized score 30.0"
+    assert summary in markdown(folders, read_evaluations(folders))
 
 
 def test_each_seed_keeps_its_own_record(tmp_path):
