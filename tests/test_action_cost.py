@@ -4,25 +4,13 @@ import math
 
 import numpy as np
 import pytest
+from schedule_free_task import SCHEDULE_FREE
 
 from lrenv.env import LRScheduleEnv
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RESIDUAL_BETA = {
-    "dataset": "synthetic",
-    "model": "mlp",
-    "batch_size": 64,
-    "total_steps": 60,
-    "steps_per_action": 10,
-    "action_mode": "residual",
-    "base_schedule": {"kind": "constant", "lr": 0.1},
-    "optimizer": "schedule_free",
-    "warmup_steps": 10,
-    "beta_factor": 5,
-    "reward": "vs_base",
-    "device": "cpu",
-}
+RESIDUAL_BETA = {**SCHEDULE_FREE, "beta_factor": 5, "reward": "vs_base"}
 
 
 def episode(env: LRScheduleEnv, actions, seed: int = 3) -> list[tuple]:

@@ -3,25 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from schedule_free_task import SCHEDULE_FREE
 from tensorboard_scalars import scalars
 
 from agents.open_loop import RandomPolicy, ReplayPolicy, actions_from_trace, progress_profile
 from lrenv.env import LRScheduleEnv, beta_action, schedule_free_beta
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-SCHEDULE_FREE = {
-    "dataset": "synthetic",
-    "model": "mlp",
-    "batch_size": 64,
-    "total_steps": 60,
-    "steps_per_action": 10,
-    "action_mode": "residual",
-    "base_schedule": {"kind": "constant", "lr": 0.1},
-    "optimizer": "schedule_free",
-    "warmup_steps": 10,
-    "device": "cpu",
-}
 
 
 def val_losses(env: LRScheduleEnv, actions, seed: int = 3) -> list[float]:
