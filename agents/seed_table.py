@@ -34,8 +34,8 @@ import numpy as np
 
 from agents.references import normalized_score
 from agents.statistics import SIGNIFICANCE, paired_t_test
+from agents.zero_shot import TUNING_FREE
 
-TUNING_FREE = ("schedule_free_default", "prodigy", "dadaptation")
 COLUMNS = {
     "replay": "its replay",
     "carried": "carried over",
