@@ -74,6 +74,11 @@ class PPOSettings:
     the full rates at the first update to one rollout's share at the last (CleanRL's
     ``anneal_lr``): late updates then move the policy less, so the snapshots of a long run
     settle instead of drifting. False: constant rates, as in the paper."""
+    family_advantages: bool = False
+    """On a task set (``lrenv/TaskSet-v0``): standardise each rollout's advantages within
+    each task family before the update (:mod:`agents.family_advantages`), so that the
+    families whose returns spread most do not set every update's direction. False:
+    stable-baselines3's standardisation over each minibatch alone, as before."""
     normalize_observations: bool = True
     """Running mean/std normalisation of observations, saved with the controller."""
     normalize_rewards: bool = False

@@ -15,7 +15,8 @@ from agents import validators
 from agents.presets import PPOSettings, Preset, without_task_keys
 
 LATER_PPO_SETTINGS = {
-    name: getattr(PPOSettings(), name) for name in ("use_sde", "target_kl", "sde_draw", "anneal_lr")
+    name: getattr(PPOSettings(), name)
+    for name in ("use_sde", "target_kl", "sde_draw", "anneal_lr", "family_advantages")
 }
 """PPO settings added after runs were first written, with their defaults: left out of
 ``to_dict`` at the default, so that such runs' files stay byte-identical."""
@@ -191,6 +192,15 @@ class TrainConfig:
             raise validators.UsageError(f"env_kwargs must be an object, got {self.env_kwargs!r}")
         check_fields({name: getattr(self, name) for name in FIELD_CHECKS})
         validators.check_ppo(self.ppo)
+        if self.ppo.family_advantages:
+            from lrenv.keywords import is_task_set_id  # loads torch: only when asked
+
+            if not is_task_set_id(self.env_id):
+                raise validators.UsageError(
+                    "family_advantages standardises advantages within each task family, "
+                    f"which only a task set (lrenv/TaskSet-v0) reports; {self.env_id} is "
+                    "one task: leave family_advantages off"
+                )
         if self.episodes % self.n_envs:
             raise ValueError(
                 f"episodes ({self.episodes}) must be a multiple of n_envs ({self.n_envs}): "

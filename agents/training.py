@@ -44,6 +44,7 @@ from agents.checkpoints import (
 )
 from agents.env_factory import close_envs
 from agents.errors import EnvWorkerError, RunInterrupted
+from agents.family_advantages import FamilyAdvantages
 from agents.ppo import (
     EpisodeExplorationRedraw,
     TwoRatePPO,
@@ -479,6 +480,8 @@ def _train(
         save_snapshot()  # the untrained controller (or where a resumed run stands)
         snapshots.append(EpisodeCheckpointer(tracker, config.select_every, save_snapshot))
     exploration = [EpisodeExplorationRedraw()] if config.ppo.sde_draw == "episode" else []
+    if config.ppo.family_advantages:
+        exploration.append(FamilyAdvantages())
     remaining = derived["total_timesteps"] - model.num_timesteps
     model.learn(
         remaining,

@@ -153,6 +153,7 @@ PPO_RULES: dict[str, Callable[[Any], Any]] = {
     "use_sde": lambda v: boolean("use_sde", v),
     "sde_draw": lambda v: choice("sde_draw", v, SDE_DRAWS),
     "anneal_lr": lambda v: boolean("anneal_lr", v),
+    "family_advantages": lambda v: boolean("family_advantages", v),
     "normalize_observations": lambda v: boolean("normalize_observations", v),
     "normalize_rewards": lambda v: boolean("normalize_rewards", v),
 }
