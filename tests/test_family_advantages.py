@@ -8,9 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from interruptions import Crash, CrashAfterCheckpoint
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.family_advantages import FamilyAdvantages, standardized_by_group
+from agents.run_folder import RunDir
 from agents.validators import UsageError, check_ppo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -84,7 +86,7 @@ class _AdvantageSpy(BaseCallback):
         self.seen.append(self.model.rollout_buffer.advantages.copy())
 
 
-def _train_smoke_tasks(out, *flags):
+def _train_smoke_tasks(out, *flags, callbacks=()):
     import train  # the script at the project root (pytest's pythonpath)
 
     spy = _AdvantageSpy()
@@ -101,7 +103,7 @@ def _train_smoke_tasks(out, *flags):
             str(out),
             *flags,
         ],
-        callbacks=[spy],
+        callbacks=[spy, *callbacks],
     )
     return run, spy.seen
 
@@ -127,3 +129,19 @@ def test_a_single_task_env_refuses_the_option_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "family_advantages" in err and "lrenv/TaskSet-v0" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_killed_run_resumes_with_the_option_on(tmp_path):
+    import train
+
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(Crash):
+        _train_smoke_tasks(
+            run.path, "--family-advantages", "--checkpoint-every", "4",
+            callbacks=[CrashAfterCheckpoint(run)],
+        )  # fmt: skip
+    spy = _AdvantageSpy()
+    train.main(["--resume", str(run.path), "--no-progress"], callbacks=[spy])
+    assert run.read_config()["config"]["ppo"]["family_advantages"] is True
+    assert len(spy.seen) == 1  # the second rollout, after the checkpoint at 4 episodes
+    assert abs(spy.seen[0].mean()) < 1e-5 and abs(spy.seen[0].std() - 1.0) < 1e-4
