@@ -1,5 +1,6 @@
 """``family_advantages``: each rollout's advantages standardised within each task family
-before PPO's update; refused on an env that is one task; absent from a default run's files."""
+before PPO's update, through a resume; refused on an env that is one task; absent from a
+default run's files."""
 
 from __future__ import annotations
 
