@@ -480,12 +480,11 @@ def _train(
         save_snapshot()  # the untrained controller (or where a resumed run stands)
         snapshots.append(EpisodeCheckpointer(tracker, config.select_every, save_snapshot))
     exploration = [EpisodeExplorationRedraw()] if config.ppo.sde_draw == "episode" else []
-    if config.ppo.family_advantages:
-        exploration.append(FamilyAdvantages())
+    advantages = [FamilyAdvantages()] if config.ppo.family_advantages else []
     remaining = derived["total_timesteps"] - model.num_timesteps
     model.learn(
         remaining,
-        callback=[tracker, checkpointer, *snapshots, *exploration, *callbacks],
+        callback=[tracker, checkpointer, *snapshots, *exploration, *advantages, *callbacks],
         reset_num_timesteps=checkpoint is None,
     )
     model.logger.dump(model.num_timesteps)  # the last update's train/ values
