@@ -2,6 +2,7 @@
 
     python -m agents.probe RUN                   # the controller train.py kept
     python -m agents.probe RUN --snapshot 350    # the snapshot after 350 episodes
+    python -m agents.probe RUN --task-set my.csv # on my.csv's training split instead
 
 A run's return curve says whether PPO learned; it does not say what. The probe runs a
 snapshot of the run deterministically on every task its snapshots are scored on (a task
@@ -37,6 +38,7 @@ from agents.selection import (
 )
 from agents.tasks import Task
 from lrenv.controller import ZIP_FILE, code_free_path
+from lrenv.keywords import is_task_set_id
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,11 @@ def probed_file(run: Path, snapshot: int | None) -> Path:
 
 
 def probe(
-    run: Path, snapshot: int | None = None, seeds: int = 1, workers: int = 2
+    run: Path,
+    snapshot: int | None = None,
+    seeds: int = 1,
+    workers: int = 2,
+    task_set: str | None = None,
 ) -> list[ProbeRow]:
     """Run a snapshot of ``run`` and its untrained snapshot on every selection task.
 
@@ -87,12 +93,17 @@ def probe(
             controller train.py kept).
         seeds: trainee seeds per task (the selection seeds, validation only).
         workers: evaluation processes.
+        task_set: probe on this task set's training split instead of the run's own (a
+            shipped set's name or a CSV file of your own), with the run's env keywords
+            otherwise: for example tasks between those it trained on. Only for a run
+            trained on a task set.
 
     Returns:
         One row per task, in the order of the task set's training split.
 
     Raises:
         FileNotFoundError: when the run has no untrained snapshot or no such snapshot.
+        ValueError: a ``task_set`` for a run that did not train on a task set.
     """
     run = Path(run)
     untrained = snapshot_path(run, 0)
@@ -103,9 +114,15 @@ def probe(
         )
     probed = probed_file(run, snapshot)
     config = json.loads((run / "config.json").read_text())["config"]
-    names, tasks = zip(
-        *named_selection_tasks(Task(config["env_id"], config["env_kwargs"])), strict=True
-    )
+    env_kwargs = config["env_kwargs"]
+    if task_set is not None:
+        if not is_task_set_id(config["env_id"]):
+            raise ValueError(
+                f"--task-set needs a run trained on a task set; {run} trained on "
+                f"{config['env_id']}: leave --task-set out to probe its own task"
+            )
+        env_kwargs = {**env_kwargs, "task_set": task_set}
+    names, tasks = zip(*named_selection_tasks(Task(config["env_id"], env_kwargs)), strict=True)
     trainee_seeds = selection_seeds(seeds)
     results = iter(
         validation_runs([untrained, probed], tasks, trainee_seeds, workers, False, "probe")
@@ -170,17 +187,24 @@ def main(argv: Sequence[str] | None = None) -> list[ProbeRow]:
     )
     parser.add_argument("--seeds", type=int, default=1, help="trainee seeds per task")
     parser.add_argument("--workers", type=int, default=2, help="evaluation processes")
+    parser.add_argument(
+        "--task-set",
+        default=None,
+        help="probe on this task set's training split instead of the run's own (a shipped "
+        "set's name or a CSV file of your own: tasks between those it trained on, say)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.workers < 1 or (args.snapshot is not None and args.snapshot < 0):
         parser.error("--seeds and --workers must be >= 1, --snapshot >= 0")
     if not (args.run / "config.json").is_file():
         parser.error(f"{args.run} is not a run folder (no config.json): give train.py's --out")
     try:
-        rows = probe(args.run, args.snapshot, args.seeds, args.workers)
-    except FileNotFoundError as error:
+        rows = probe(args.run, args.snapshot, args.seeds, args.workers, args.task_set)
+    except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     which = "the kept controller" if args.snapshot is None else f"snapshot {args.snapshot}"
-    print(format_probe(rows, f"{args.run}: {which} against the untrained snapshot"))
+    where = "" if args.task_set is None else f", on {args.task_set}'s training split"
+    print(format_probe(rows, f"{args.run}: {which} against the untrained snapshot{where}"))
     return rows
 
 

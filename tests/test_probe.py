@@ -1,6 +1,9 @@
 """``python -m agents.probe``: what a controller does on each training task, beside its
 untrained snapshot."""
 
+import json
+import shutil
+
 import pytest
 
 from agents import probe
@@ -72,3 +75,39 @@ def test_a_folder_without_a_run_or_snapshots_is_refused(tmp_path, capsys, smoke_
     with pytest.raises(SystemExit):  # the smoke preset keeps no snapshots
         probe.main([str(smoke_run_folders["ppo"])])
     assert "train with --select-every > 0" in capsys.readouterr().err
+
+
+def test_another_task_sets_training_split_is_probed_with_the_runs_interface(
+    task_set_run, tmp_path, capsys
+):
+    between = tmp_path / "between.csv"
+    between.write_text(
+        "name,split,dataset,model,batch_size,total_steps,steps_per_action,val_size,initial_lr\n"
+        "syn-mlp16-b32-s120,train,synthetic,mlp-16x1,32,120,10,200,0.01\n"
+        "syn-mlp-b64-s30,train,synthetic,mlp,64,30,10,200,0.1\n"
+        "never-read,test,synthetic,mlp,1,1,1,1,not-a-rate\n"  # held out: never parsed
+    )
+    rows = probe.main([str(task_set_run), "--workers", "1", "--task-set", str(between)])
+    assert [row.task for row in rows] == ["syn-mlp16-b32-s120", "syn-mlp-b64-s30"]
+    assert f"on {between}'s training split" in capsys.readouterr().out
+    # the untrained snapshot on the run's own set gives what it gives without --task-set
+    own = probe.probe(task_set_run, snapshot=0, workers=1, task_set="smoke")
+    assert own == probe.probe(task_set_run, snapshot=0, workers=1)
+
+
+def test_a_task_set_for_a_run_on_one_task_or_a_missing_set_is_one_line(
+    task_set_run, tmp_path, capsys
+):
+    single = tmp_path / "single"
+    shutil.copytree(task_set_run, single)
+    config = json.loads((single / "config.json").read_text())
+    config["config"]["env_id"] = "lrenv/Synthetic-v0"
+    (single / "config.json").write_text(json.dumps(config))
+    for run, task_set, message in [
+        (single, "smoke", "--task-set needs a run trained on a task set"),
+        (task_set_run, str(tmp_path / "none.csv"), "cannot read task set"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            probe.main([str(run), "--task-set", task_set])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and message in error[0] and len(error) == 1
