@@ -4,6 +4,7 @@
 scalars per episode through the SB3 logger, draws an episode's learning-rate schedule as
 a figure every so often, and keeps a progress bar with an ETA in episodes.
 :class:`EpisodeCheckpointer` saves a checkpoint between rollouts every few episodes.
+:class:`UpdateLogWriter` writes each update's ``train/`` scalars at the step its rollout ended.
 """
 
 from __future__ import annotations
@@ -181,6 +182,25 @@ class EpisodeTracker(BaseCallback):
                     postfix[label] = f"{values[key]:.4g}"
             self._bar.set_postfix(postfix, refresh=False)
             self._bar.update(1)
+
+
+class UpdateLogWriter(BaseCallback):
+    """Write each PPO update's ``train/`` scalars at the step its rollout ended.
+
+    SB3 records an update's values after training on a rollout but writes them only with
+    the next rollout's ``time/`` values, one rollout later on TensorBoard's x axis; the
+    last update, and any written early for a checkpoint, would land a rollout before the
+    rest. Writing them as the next rollout starts puts every update at the step it learned
+    up to, beside ``time/iterations`` of the rollout it trained on, and before a checkpoint
+    is saved, so a run resumed from it keeps them. Put it before
+    :class:`EpisodeCheckpointer` in the callback list.
+    """
+
+    def _on_rollout_start(self) -> None:
+        self.logger.dump(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class EpisodeCheckpointer(BaseCallback):

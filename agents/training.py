@@ -32,6 +32,7 @@ from agents.callbacks import (
     NON_TENSORBOARD,
     EpisodeCheckpointer,
     EpisodeTracker,
+    UpdateLogWriter,
     tensorboard_logger,
     write_now,
 )
@@ -458,9 +459,6 @@ def _train(
         }
 
     def save_checkpoint(finished: bool = False) -> None:
-        # SB3 dumps an update's train/ values only after the next rollout: write them now,
-        # at this step, which a resume from this checkpoint keeps (its purge starts after)
-        model.logger.dump(model.num_timesteps)
         extra = {**derived, "episodes_done": tracker.episodes_done}
         attach_controller_metadata(model, env, config, extra)
         run.save_checkpoint(model, env, progress(finished))
@@ -482,9 +480,10 @@ def _train(
     exploration = [EpisodeExplorationRedraw()] if config.ppo.sde_draw == "episode" else []
     advantages = [FamilyAdvantages()] if config.ppo.family_advantages else []
     remaining = derived["total_timesteps"] - model.num_timesteps
+    logs = UpdateLogWriter()  # before the checkpointer: a checkpoint keeps the last update's
     model.learn(
         remaining,
-        callback=[tracker, checkpointer, *snapshots, *exploration, *advantages, *callbacks],
+        callback=[tracker, logs, checkpointer, *snapshots, *exploration, *advantages, *callbacks],
         reset_num_timesteps=checkpoint is None,
     )
     model.logger.dump(model.num_timesteps)  # the last update's train/ values

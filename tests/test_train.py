@@ -12,7 +12,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
-from tensorboard_scalars import scalars
+from tensorboard_scalars import scalars, steps
 
 import train
 from agents.ppo import TwoRatePPO, group_rates
@@ -68,6 +68,18 @@ def test_train_saves_a_controller_that_loads_and_predicts(tmp_path, flags, algor
     updates = scalars(run.path, "train/learning_rate_actor")
     assert updates == pytest.approx([1e-3] * len(updates)) and updates
     assert scalars(run.path, "train/learning_rate_critic") == pytest.approx([5e-3] * len(updates))
+
+
+@pytest.mark.parametrize("every", ["0", "4"], ids=["no-checkpoints", "checkpoint-every-4"])
+def test_every_update_is_logged_at_the_step_its_rollout_ended(tmp_path, every):
+    # 7 episodes, 2 a rollout: 4 updates; SB3 writes time/fps once per rollout, as it ends.
+    run = RunDir(
+        train.main(smoke(tmp_path / "run", "--episodes", "7", "--checkpoint-every", every))
+    )
+    rollout_ends = steps(run.path, "time/fps")
+    assert len(rollout_ends) == 4 and rollout_ends == sorted(set(rollout_ends))
+    assert steps(run.path, "train/learning_rate_actor") == rollout_ends
+    assert steps(run.path, "train/value_loss") == rollout_ends
 
 
 class RecordEnv(BaseCallback):
