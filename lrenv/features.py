@@ -135,7 +135,10 @@ def compute_features(
         reference: the values at reset that ``"relative"`` divides by (required there).
 
     Returns:
-        ``(..., 7)`` to ``(..., 9)`` float32 array, ordered as :func:`feature_names`.
+        ``(..., 7)`` to ``(..., 9)`` float32 array, ordered as :func:`feature_names`. A
+        value beyond float32's range (a diverged trainee's loss, say) becomes float32's
+        largest, not infinity: far beyond ``OBS_LIMIT`` either way, without the overflow
+        warning of the cast.
     """
     if transform not in FEATURE_TRANSFORMS:
         raise ValueError(
@@ -166,4 +169,6 @@ def compute_features(
             stacked[..., 5] = stacked[..., 5] / reference.weight_std**2
         if transform in ("log", "relative"):
             stacked[..., _LOGGED] = torch.log10(stacked[..., _LOGGED] + LOG_EPS)
+        largest = float(np.finfo(np.float32).max)
+        stacked = stacked.clamp(-largest, largest)  # NaN stays NaN
     return stacked.cpu().numpy().astype(np.float32)

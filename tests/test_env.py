@@ -361,6 +361,28 @@ def test_features_on_a_tiny_case_by_hand():
     assert logged[7] == pytest.approx(0.25)
 
 
+def test_a_loss_beyond_float32_is_its_largest_value_without_an_overflow_warning():
+    from lrenv.env import OBS_LIMIT, looks_diverged
+    from lrenv.features import compute_features
+
+    probs = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    weight = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" would raise
+        obs = compute_features(
+            train_loss=1e300, val_loss=-1e300, probs=probs, prev_probs=probs,
+            weight=weight, lr=0.01,
+        )  # fmt: skip
+    largest = np.finfo(np.float32).max
+    assert obs[0] == largest and obs[1] == -largest and np.isfinite(obs).all()
+    assert looks_diverged(1.0, obs, divergence_loss=1e3)  # beyond OBS_LIMIT still
+    assert largest > OBS_LIMIT
+    nan = compute_features(
+        train_loss=math.nan, val_loss=0.9, probs=probs, prev_probs=probs, weight=weight, lr=0.01
+    )
+    assert math.isnan(nan[0])
+
+
 def test_observation_matches_trainee_state(synthetic_env):
     obs, info = synthetic_env.reset(seed=3)
     weight = synthetic_env.unwrapped.trainee.final_weight()
