@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import lrenv
+from lrenv.data import DIGITS_TEST_SIZE, VALIDATION_SIZE
 from lrenv.models import build_model, check_model, mlp_shape
 from lrenv.task_sets import COLUMNS, TaskSetError, available_task_sets, load_task_set
 
@@ -56,6 +57,35 @@ def test_the_default_set_spans_what_a_zero_shot_benchmark_needs():
     assert max(t.env_kwargs["batch_size"] for t in test) > max(
         t.env_kwargs["batch_size"] for t in train
     )
+
+
+# Training examples a trainee sees: each dataset's training split less its validation part.
+TRAINING_EXAMPLES = {
+    "fashion_mnist": 60_000 - VALIDATION_SIZE["fashion_mnist"],
+    "cifar10": 50_000 - VALIDATION_SIZE["cifar10"],
+    "digits": 1_797 - DIGITS_TEST_SIZE - VALIDATION_SIZE["digits"],
+}
+
+
+def _passes(task) -> float:
+    kwargs = task.env_kwargs
+    return kwargs["total_steps"] * kwargs["batch_size"] / TRAINING_EXAMPLES[kwargs["dataset"]]
+
+
+def test_the_default_v2_draft_breaks_the_link_between_dataset_and_run_length():
+    draft_path = Path(__file__).parents[1] / "docs" / "default-v2-draft.csv"
+    draft, v1 = load_task_set(draft_path), load_task_set("default-v1")
+    held_out = [line for line in draft_path.read_text().splitlines() if ",test," in line]
+    assert held_out == [line for line in v1.path.read_text().splitlines() if ",test," in line]
+    assert set(v1.names("train")) < set(draft.names("train"))
+    for split_set, linked in ((v1, True), (draft, False)):
+        passes = {}
+        for task in split_set.tasks("train"):
+            passes.setdefault(task.env_kwargs["dataset"], []).append(_passes(task))
+        # v1: every digits task makes more passes than any other task; the draft: each
+        # dataset has runs of under 2 passes and of over 3
+        assert (min(passes["digits"]) > max(passes["fashion_mnist"] + passes["cifar10"])) == linked
+        assert all(min(p) < 2 and max(p) > 3 for p in passes.values()) != linked
 
 
 @pytest.mark.parametrize(
