@@ -191,7 +191,7 @@ class UpdateLogWriter(BaseCallback):
     the next rollout's ``time/`` values, one rollout later on TensorBoard's x axis; the
     last update, and any written early for a checkpoint, would land a rollout before the
     rest. Writing them as the next rollout starts puts every update at the step it learned
-    up to, beside ``time/iterations`` of the rollout it trained on, and before a checkpoint
+    up to, beside ``time/fps`` of the rollout it trained on, and before a checkpoint
     is saved, so a run resumed from it keeps them. Put it before
     :class:`EpisodeCheckpointer` in the callback list.
     """
